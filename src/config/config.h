@@ -1,0 +1,73 @@
+// Config: Puddle's settings after loading config.yaml, the environment and flags.
+//
+// Every key is declared once in config/schema.cc with its type, default,
+// meaning, secrecy and class (used, accepted and ignored, refused until built).
+// A default-constructed Config is the embedded default installation.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace puddle {
+
+struct IdleTimeoutOption {
+  std::string label;
+  int64_t minutes = 0;  // -1 = never
+};
+
+struct LocalProviderConfig {
+  // Explicit providers.local.enabled; when unset, local is on unless another
+  // provider is enabled.
+  std::optional<bool> enabled;
+  // Unprivileged uids handed to Puddle users' systems (providers.local.uidRange).
+  int64_t uid_min = 200000;
+  int64_t uid_max = 265535;
+  // Seconds between SIGTERM and SIGKILL on stop (providers.local.stopGraceSeconds).
+  int64_t stop_grace_seconds = 10;
+  // Address products listen on (providers.local.listenAddress).
+  std::string listen_address = "127.0.0.2";
+  // Ports handed to products (providers.local.portRange), outside the kernel's
+  // ephemeral range.
+  int64_t port_min = 20000;
+  int64_t port_max = 29999;
+};
+
+// One key as read, for `puddle config check`.
+struct ConfigKeyReport {
+  std::string key;       // canonical dotted name ("redis.connections.address")
+  std::string spelling;  // the spelling found in the file ("redis.connection.address")
+  std::string key_class; // "used", "ignored" or "refused"
+};
+
+struct Config {
+  // File the settings came from; empty when none was found.
+  std::string source_path;
+
+  std::string data_dir = "./puddle-data";   // dataDir
+  std::string listen = "127.0.0.1:8443";    // listen
+  std::string tls_cert_file;                // tls.certFile
+  std::string tls_key_file;                 // tls.keyFile
+  std::string token_secret;                 // auth.token.secret (secret)
+  bool api_keys_enabled = true;             // auth.apiKeys.enabled
+  std::string base_url;                     // backend.baseUrl
+  bool use_public_ip = true;                // connections.usePublicIP
+  std::string systems_domain = "systems.localhost";  // proxy.systemsDomain
+  std::vector<std::string> trusted_proxies;          // trustedProxies
+  std::vector<IdleTimeoutOption> idle_timeout_options = {
+      {"30min", 30}, {"1h", 60}, {"2h", 120}, {"3h", 180}, {"4h", 240}, {"Never", -1}};
+  int64_t max_keep_alive_minutes = 240;     // idleTimeout.maxKeepAliveMinutes
+  std::string currency = "USD";             // costs.currency
+  std::string vm_name_regexp = "^[-0-9a-z]*[0-9a-z]$";  // vmNameRegexp
+  int64_t workers = 4;                      // redis.workersCount / workers
+  std::string log_level = "info";           // logs.level
+  LocalProviderConfig local;                // providers.local.*
+  bool fake_provider_enabled = false;       // providers.fake.enabled
+
+  // Filled by the loader.
+  std::vector<ConfigKeyReport> keys_read;
+  std::vector<std::string> warnings;
+};
+
+}  // namespace puddle
