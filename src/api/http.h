@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +34,14 @@ struct Response {
   int status = 200;
   HeaderList headers;
   std::string body;
+  // Pull-based body for streaming responses such as Server-Sent Events. When
+  // set, the server ignores `body`, sends the headers with chunked transfer
+  // encoding and calls stream() on a handler thread, sending each returned
+  // string as one chunk, until it returns nullopt, the client disconnects or
+  // the server stops. An empty string sends nothing: a stream without news can
+  // wait up to about a second and return "", so the server can notice a
+  // disconnect or a stop between calls. Never called for HEAD requests.
+  std::function<std::optional<std::string>()> stream;
 
   // Replaces any header named `name` (lower-case) with one value.
   void SetHeader(std::string name, std::string value);

@@ -79,4 +79,22 @@ inline tl::unexpected<Error> ConflictError(std::string message, std::string stat
 
 inline Status Ok() { return {}; }
 
+// Returns the error of `expr` (a Result or Status) from the enclosing function.
+#define PUDDLE_RETURN_IF_ERROR(expr)                              \
+  do {                                                            \
+    auto puddle_status_ = (expr);                                 \
+    if (!puddle_status_) return tl::unexpected(puddle_status_.error()); \
+  } while (false)
+
+#define PUDDLE_CONCAT_INNER(a, b) a##b
+#define PUDDLE_CONCAT(a, b) PUDDLE_CONCAT_INNER(a, b)
+
+// Declares `lhs` from the value of `expr`, or returns its error.
+#define PUDDLE_ASSIGN_OR_RETURN(lhs, expr) \
+  PUDDLE_ASSIGN_OR_RETURN_IMPL(PUDDLE_CONCAT(puddle_result_, __LINE__), lhs, expr)
+#define PUDDLE_ASSIGN_OR_RETURN_IMPL(result, lhs, expr)  \
+  auto result = (expr);                                  \
+  if (!result) return tl::unexpected(result.error());    \
+  lhs = std::move(*result)
+
 }  // namespace puddle

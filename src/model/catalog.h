@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/fwd.hpp>
+
+#include "common/result.h"
 #include "common/time.h"
 
 namespace puddle {
@@ -56,5 +59,12 @@ struct SystemType {
   std::optional<int64_t> max_uptime_minutes;
   TimePoint created_at;
 };
+
+// The API's and the store's JSON form of a LaunchSpec:
+// {"command":[...],"env":{...},"healthPath","basePathMode","startTimeoutSeconds"}.
+boost::json::object LaunchSpecToJson(const LaunchSpec& spec);
+// Validates as it reads; errors name the field under `prefix` ("launch.command").
+Result<LaunchSpec> LaunchSpecFromJson(const boost::json::value& value,
+                                      const std::string& prefix = "launch");
 
 }  // namespace puddle

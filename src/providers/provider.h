@@ -32,6 +32,9 @@ struct LaunchRequest {
   std::string system_id;
   std::string owner_id;
   std::string owner_username;
+  // Stable positive number of the owner, unique per Puddle user. The local
+  // provider runs the owner's systems as uid (and gid) uid_min + owner_number.
+  int64_t owner_number = 0;
   SystemType system_type;
   Image image;
   // The product's own credential (Jupyter's token). Plain text; a provider

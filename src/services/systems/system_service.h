@@ -1,0 +1,88 @@
+// SystemService: creating systems and accepting requests to change them.
+//
+// Each call is one transaction: it checks access and the lifecycle table,
+// writes the operation and its job together, and wakes a worker after commit.
+// Workers (workers/jobs/) carry the job out. Thread-safe.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "model/system.h"
+#include "providers/provider.h"
+#include "queue/dispatcher.h"
+#include "services/actor.h"
+#include "storage/store.h"
+
+namespace puddle {
+
+struct CreateSystemRequest {
+  std::string name;
+  std::string product;
+  std::string version;
+  std::string system_type;
+  std::optional<int64_t> idle_timeout_minutes;
+};
+
+// A system with what is derived from it for display.
+struct SystemView {
+  System system;
+  double cost = 0;
+  std::optional<std::string> direct_url;  // owner only, while the product is ready
+};
+
+// Providers by kind, owned by the app.
+using ProviderMap = std::map<std::string, Provider*>;
+
+class SystemService {
+ public:
+  SystemService(Store& store, Dispatcher& dispatcher, const ProviderMap& providers,
+                const Config& config, std::string token_secret);
+
+  Result<SystemView> Create(const Actor& actor, const CreateSystemRequest& request);
+  Result<SystemView> Get(const Actor& actor, const std::string& id);
+  Result<Page<SystemView>> List(const Actor& actor, const SystemFilter& filter,
+                                const PageRequest& page);
+
+  // Accepts start, stop, reboot, restart-product, delete, fail or keep-alive.
+  // Repeating an action already under way returns the system unchanged.
+  Result<SystemView> Request(const Actor& actor, const std::string& id, OperationAction action,
+                             std::optional<int64_t> keep_alive_minutes = std::nullopt);
+
+  // Requests made by Puddle itself (reconcile, idle); `requested_by` is null.
+  Status RequestAutomatic(const std::string& id, OperationAction action, OperationReason reason,
+                          const std::string& message);
+
+  Result<std::vector<Event>> Events(const Actor& actor, const std::string& id,
+                                    int64_t after_sequence, int limit);
+  Result<Page<Operation>> Operations(const Actor& actor, const std::string& id,
+                                     const PageRequest& page);
+  Result<std::vector<CostSession>> Sessions(const Actor& actor, const std::string& id);
+  Result<std::string> Logs(const Actor& actor, const std::string& id, int lines);
+
+  // The product token of a system, unsealed; for workers and the proxy only.
+  Result<std::string> ProductToken(const System& system) const;
+
+ private:
+  // Loads a system the actor may see; other users' systems are not found.
+  Result<System> LoadVisible(Tx& tx, const Actor& actor, const std::string& id);
+  Result<SystemView> View(Tx& tx, const Actor& actor, System system);
+  Status Enqueue(Tx& tx, System& system, OperationAction action, OperationReason reason,
+                 const std::optional<std::string>& requested_by, const std::string& message,
+                 std::string& job_id);
+
+  Store& store_;
+  Dispatcher& dispatcher_;
+  const ProviderMap& providers_;
+  const Config& config_;
+  std::string token_secret_;
+};
+
+// The job kind that carries out `action` ("system.start").
+std::string JobKindFor(OperationAction action);
+
+}  // namespace puddle
