@@ -11,7 +11,7 @@ build_packages=(
   libgtest-dev libgmock-dev
 )
 run_packages=(jupyter-notebook procps iproute2 ca-certificates)
-test_packages=(curl sqlite3 python3)
+test_packages=(curl sqlite3 python3 openssl)
 
 wanted=("${build_packages[@]}" "${run_packages[@]}")
 if [ "${1:-}" = "--test" ]; then

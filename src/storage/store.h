@@ -112,6 +112,8 @@ class Tx {
   // Systems in any of `statuses`, for the periodic loops.
   Result<std::vector<System>> ListSystemsByStatus(const std::vector<SystemStatus>& statuses);
   Status UpdateSystem(const System& system);
+  // Number of systems per status, deleted ones excluded.
+  Result<std::vector<std::pair<SystemStatus, int64_t>>> CountSystemsByStatus();
 
   // Operations.
   Status InsertOperation(const Operation& operation);

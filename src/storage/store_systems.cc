@@ -207,6 +207,17 @@ Status Tx::UpdateSystem(const System& system) {
       .map([](int64_t) {});
 }
 
+Result<std::vector<std::pair<SystemStatus, int64_t>>> Tx::CountSystemsByStatus() {
+  PUDDLE_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT status, COUNT(*) FROM systems "
+                                               "WHERE status <> 'deleted' GROUP BY status",
+                                               {}));
+  std::vector<std::pair<SystemStatus, int64_t>> counts;
+  for (const auto& row : rows) {
+    if (auto status = ParseSystemStatus(row.Text(0))) counts.emplace_back(*status, row.Int(1));
+  }
+  return counts;
+}
+
 Status Tx::InsertOperation(const Operation& operation) {
   return db_
       .Execute(

@@ -102,6 +102,7 @@ void JobRunner::Finish(Job job, const Result<JobOutcome>& outcome) {
                                 superseded ? "superseded by a later request" : "");
     });
     if (!saved) log::Error("job result not saved", {{"job_id", job.id}, {"error", saved.error().message}});
+    Count(job, superseded ? "superseded" : "succeeded");
     log::Info(superseded ? "job superseded" : "job succeeded",
               {{"job_id", job.id}, {"system_id", job.system_id}, {"kind", job.kind}});
     return;
@@ -124,6 +125,7 @@ void JobRunner::Finish(Job job, const Result<JobOutcome>& outcome) {
           .map([](const Event&) {});
     });
     if (!saved) log::Error("job retry not saved", {{"job_id", job.id}, {"error", saved.error().message}});
+    Count(job, "retried");
     log::Warning("job failed, will retry", {{"job_id", job.id},
                                             {"system_id", job.system_id},
                                             {"attempt", std::to_string(job.attempt)},
@@ -141,6 +143,7 @@ void JobRunner::FailForGood(Job job, const Error& error) {
     return tx.UpdateOperation(job.operation_id, OperationState::kFailed, error.message);
   });
   if (!saved) log::Error("job failure not saved", {{"job_id", job.id}, {"error", saved.error().message}});
+  Count(job, "failed");
   log::Error("job failed", {{"job_id", job.id},
                             {"system_id", job.system_id},
                             {"kind", job.kind},
@@ -148,6 +151,11 @@ void JobRunner::FailForGood(Job job, const Error& error) {
                             {"error", error.message}});
   auto handler = handlers_.find(job.kind);
   if (handler != handlers_.end() && handler->second.second) handler->second.second(job, error);
+}
+
+void JobRunner::Count(const Job& job, const char* outcome) {
+  if (options_.metrics == nullptr) return;
+  options_.metrics->Increment("puddle_jobs_total", {{"kind", job.kind}, {"outcome", outcome}});
 }
 
 Result<int> JobRunner::ReapSilentJobs() {

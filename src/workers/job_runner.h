@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/metrics.h"
 #include "common/result.h"
 #include "queue/dispatcher.h"
 #include "storage/store.h"
@@ -44,6 +45,8 @@ struct JobRunnerOptions {
   std::chrono::milliseconds silent_limit{60000};
   std::chrono::milliseconds backoff_base{1000};
   std::chrono::milliseconds backoff_cap{60000};
+  // Counts finished jobs by kind and outcome when set.
+  Metrics* metrics = nullptr;
 };
 
 class JobRunner {
@@ -72,6 +75,7 @@ class JobRunner {
   void HeartbeatLoop();
   void Finish(Job job, const Result<JobOutcome>& outcome);
   void FailForGood(Job job, const Error& error);
+  void Count(const Job& job, const char* outcome);
 
   Store& store_;
   Dispatcher& dispatcher_;

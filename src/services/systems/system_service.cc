@@ -222,6 +222,69 @@ Status SystemService::RequestAutomatic(const std::string& id, OperationAction ac
   return requested;
 }
 
+Status SystemService::RecordMachineGone(const std::string& id, const Observation& observed) {
+  return store_.Write([&](Tx& tx) -> Status {
+    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetSystem(id));
+    if (!found || found->status != SystemStatus::kRunning) return Ok();
+    PUDDLE_ASSIGN_OR_RETURN(auto active, tx.ListActiveJobs(id));
+    if (!active.empty()) return Ok();
+    System system = std::move(*found);
+
+    bool host_restarted = observed.gone == GoneReason::kHostRestarted;
+    Operation operation;
+    operation.id = NewId(20);
+    operation.system_id = id;
+    operation.action = host_restarted ? OperationAction::kStop : OperationAction::kFail;
+    operation.reason = host_restarted ? OperationReason::kHostRestart : OperationReason::kProcessExit;
+    operation.state = OperationState::kSucceeded;
+    operation.created_at = operation.updated_at = tx.Now();
+    PUDDLE_RETURN_IF_ERROR(tx.InsertOperation(operation));
+
+    // After a reboot the system was last seen when its row last changed.
+    TimePoint end = host_restarted ? system.updated_at : tx.Now();
+    PUDDLE_RETURN_IF_ERROR(tx.CloseCostSession(id, end));
+    system.status = host_restarted ? SystemStatus::kStopped : SystemStatus::kFailed;
+    system.vm_status = VmStatus::kStopped;
+    system.product_status = ProductStatus::kStopped;
+    system.address.clear();
+    PUDDLE_RETURN_IF_ERROR(tx.UpdateSystem(system));
+
+    std::string message;
+    if (host_restarted) {
+      message = "The host restarted, which stopped the system; start it again to continue";
+    } else {
+      message = "The product " +
+                (observed.exit_description.empty() ? std::string("stopped unexpectedly")
+                                                   : observed.exit_description);
+      if (!observed.last_log_lines.empty()) message += "; last output:\n" + observed.last_log_lines;
+    }
+    PUDDLE_RETURN_IF_ERROR(tx.InsertEvent(id, operation.id,
+                                          host_restarted ? EventLevel::kWarning : EventLevel::kError,
+                                          message));
+    log::Warning("system machine gone", {{"system_id", id},
+                                         {"reason", std::string(OperationReasonName(operation.reason))}});
+    return Ok();
+  });
+}
+
+Status SystemService::RecordProductHealth(const std::string& id, ProductStatus health) {
+  return store_.Write([&](Tx& tx) -> Status {
+    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(id));
+    if (!system || system->status != SystemStatus::kRunning || system->product_status == health) {
+      return Ok();
+    }
+    system->product_status = health;
+    PUDDLE_RETURN_IF_ERROR(tx.UpdateSystem(*system));
+    std::string message = health == ProductStatus::kReady
+                              ? "The product answers its health check again"
+                              : "The product stopped answering its health check";
+    return tx.InsertEvent(id, std::nullopt,
+                          health == ProductStatus::kReady ? EventLevel::kInfo : EventLevel::kWarning,
+                          message)
+        .map([](const Event&) {});
+  });
+}
+
 Status SystemService::Enqueue(Tx& tx, System& system, OperationAction action,
                               OperationReason reason,
                               const std::optional<std::string>& requested_by,

@@ -57,6 +57,14 @@ class SystemService {
   Status RequestAutomatic(const std::string& id, OperationAction action, OperationReason reason,
                           const std::string& message);
 
+  // Records that a running system's machine is gone: a process that exited
+  // makes it failed (reason process-exit), a host restart stopped (reason
+  // host-restart). Does nothing when the system left running meanwhile.
+  Status RecordMachineGone(const std::string& id, const Observation& observed);
+
+  // Records a change of product health seen by the reconcile loop.
+  Status RecordProductHealth(const std::string& id, ProductStatus health);
+
   Result<std::vector<Event>> Events(const Actor& actor, const std::string& id,
                                     int64_t after_sequence, int limit);
   Result<Page<Operation>> Operations(const Actor& actor, const std::string& id,

@@ -111,6 +111,9 @@ Result<bool> SystemJobs::WaitUntilReady(const Job& job, Context& context, System
         context.provider->CheckProduct(context.launch, context.system.provider_state);
     if (health == ProductStatus::kReady) return true;
 
+    if (options_.stopping != nullptr && options_.stopping->load()) {
+      return MakeError(ErrorCode::kUnavailable, "Puddle is shutting down");
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
       return InternalError("the product did not answer its health check within " +
                            std::to_string(timeout.count()) + " s");

@@ -6,6 +6,7 @@
 // a user would care about becomes an event. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -18,6 +19,8 @@ namespace puddle {
 struct SystemJobsOptions {
   std::string installation_id;
   std::chrono::milliseconds health_poll_interval{500};
+  // Set during shutdown: waits end with a transient error so the job is requeued.
+  const std::atomic<bool>* stopping = nullptr;
 };
 
 class SystemJobs {

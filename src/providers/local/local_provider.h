@@ -1,0 +1,144 @@
+// LocalProvider: each system is a supervised, detached process group on this
+// host, run as an unprivileged uid.
+//
+// A system's uid (and gid) is uid_min + the owner's number, so one user's
+// systems share a uid and other users' systems cannot read their files. Its
+// "disk" is <data_dir>/systems/<id>/ (0700, owned by that uid; home/ is the
+// product's HOME and {dataDir}); Stop keeps it and Delete removes it. Each
+// launch starts `<supervisor_executable> supervise --system-id=<id>` (see
+// supervisor.h) through spawn.h, which drops root before exec. The supervisor
+// runs the product with a clean environment that carries
+// PUDDLE_INSTALLATION_ID and PUDDLE_SYSTEM_ID. The product token travels only
+// in that environment.
+//
+// Processes outlive Puddle. The provider state (provider_state.h) names the
+// product and supervisor by pid and start time plus the host's boot id, so a
+// restarted Puddle recognises them, and the provider's own record under
+// <data_dir>/local/ lets Create adopt a process the core has no state for.
+// The provider only ever signals processes whose real uid is in
+// (uid_min, uid_max] and that belong to the system by process group,
+// environment tag or cgroup.
+//
+// Thread-safe: calls for different systems may run at once; the core never
+// runs two calls for one system at once.
+//
+// Limitations: see the local provider section of docs/known-gaps.md (no
+// network namespace yet, no disk quota, cgroup v1 only).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "providers/local/process_table.h"
+#include "providers/local/provider_state.h"
+#include "providers/local/system_files.h"
+#include "providers/provider.h"
+
+namespace puddle {
+
+struct LocalProviderOptions {
+  // Puddle's data directory; the provider makes it 0711 (others may traverse
+  // it to reach their home directories, not list it).
+  std::string data_dir;
+  // Tags every process (PUDDLE_INSTALLATION_ID) and names the cgroups.
+  std::string installation_id;
+  // Systems run as uid_min + owner_number, which must not exceed uid_max.
+  int64_t uid_min = 200000;
+  int64_t uid_max = 265535;
+  // Seconds between SIGTERM and SIGKILL on stop.
+  int64_t stop_grace_seconds = 10;
+  // Address products listen on (never the one Puddle serves on).
+  std::string listen_address = "127.0.0.2";
+  int port_min = 20000;
+  int port_max = 29999;
+  // Absolute path of the puddle binary, which must be executable by others.
+  std::string supervisor_executable;
+  // Most processes (threads included) one system may run: the pids cgroup
+  // limit, or RLIMIT_NPROC for the whole uid where no pids cgroup exists.
+  int64_t pids_max = 4096;
+  // Creates per-system cgroups where the host has cgroup v1 controllers.
+  bool use_cgroups = true;
+  // Seconds Create and Start wait for the supervisor to exec the product.
+  int64_t launch_timeout_seconds = 30;
+  // Injected for tests.
+  std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
+  std::string gpu_device_path = "/dev/nvidia0";
+  const Clock* clock = nullptr;  // SystemClock when null
+};
+
+class LocalProvider final : public Provider {
+ public:
+  explicit LocalProvider(LocalProviderOptions options);
+
+  // Fails when [uid_min, uid_max] is empty, includes root, or overlaps a uid
+  // in `passwd_path` or a gid in `group_path` (the systems' gids equal their
+  // uids). Start-up calls it before creating the provider.
+  static Status CheckUidRange(int64_t uid_min, int64_t uid_max,
+                              const std::string& passwd_path = "/etc/passwd",
+                              const std::string& group_path = "/etc/group");
+
+  // Creates the provider's directories and checks the options: the uid range,
+  // the supervisor executable, the listen address and that products can reach
+  // their directories. Create and Start call it too; start-up may call it to
+  // fail early.
+  Status Prepare();
+
+  std::string_view Kind() const override { return "local"; }
+  Status CheckSystemType(const SystemType& type) const override;
+  Result<std::string> Create(const LaunchRequest& request) override;
+  Result<std::string> Start(const LaunchRequest& request, std::string_view state) override;
+  Result<std::string> Stop(std::string_view system_id, std::string_view state) override;
+  Result<std::string> Reboot(const LaunchRequest& request, std::string_view state) override;
+  Status Delete(std::string_view system_id, std::string_view state) override;
+  Result<Observation> Poll(std::string_view system_id, std::string_view state) override;
+  // Returns kStopped when `state` records the system as not running.
+  ProductStatus CheckProduct(const LaunchRequest& request, std::string_view state) override;
+  Result<std::string> ReadLogs(std::string_view system_id, std::string_view state,
+                               int lines) override;
+  // One resource per (system, process group) found carrying this
+  // installation's tag: resource_id "pid:<process group id>".
+  Result<std::vector<OwnedResource>> ListOwned() override;
+
+ private:
+  Result<int64_t> UidFor(const LaunchRequest& request) const;
+  Status ValidateRequest(const LaunchRequest& request) const;
+  Result<std::string> LaunchOrAdopt(const LaunchRequest& request, const local::LocalState& state);
+  // Returns the state of a live launch of the system to adopt, if any;
+  // `known_port` comes from the core's state when the record lacks one.
+  std::optional<local::LocalState> FindRunning(std::string_view system_id, int64_t uid,
+                                               const std::optional<local::SystemRecord>& record,
+                                               int known_port);
+  Result<local::LocalState> Launch(const LaunchRequest& request, int64_t uid,
+                                   std::optional<int> preferred_port);
+  Result<int> ReservePort(std::string_view system_id, int64_t uid, std::optional<int> preferred);
+  Status StopProcesses(std::string_view system_id, const local::LocalState& state,
+                       const std::optional<local::SystemRecord>& record);
+  std::vector<local::ProcessStat> FindSystemProcesses(std::string_view system_id, int64_t uid, int64_t pgid,
+                                           const std::vector<std::string>& cgroups) const;
+  bool WaitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& done) const;
+  Result<Observation> ObserveExit(std::string_view system_id, const local::LocalState& state);
+
+  std::optional<local::SystemRecord> LoadRecord(std::string_view system_id) const;
+  Status SaveRecord(std::string_view system_id, const local::SystemRecord& record) const;
+  bool UidInRange(int64_t uid) const { return uid > options_.uid_min && uid <= options_.uid_max; }
+  std::string CgroupGroupName() const;
+  std::string Address(int port) const;
+
+  LocalProviderOptions options_;
+  local::Layout layout_;
+  std::unique_ptr<SystemClock> own_clock_;
+  const Clock* clock_;
+  // Serializes port allocation among this process's threads; an flock on
+  // <data_dir>/local/ports.lock does so among processes.
+  std::mutex port_mutex_;
+};
+
+}  // namespace puddle
