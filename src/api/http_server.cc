@@ -1,10 +1,10 @@
 // Compile time: every distinct asynchronous operation on the TLS stream
-// instantiates a deep template stack, which once took this file past 75 s of
-// CPU on GCC 12 at -O2. So the server uses four operations only (read some,
-// write a whole string, TLS handshake, TLS shutdown), feeds Beast's parser by
-// hand instead of calling http::async_read, formats response heads itself
-// (http_wire.cc), and times connections out with one timer per session
-// instead of beast::tcp_stream.
+// instantiates a deep template stack. With Beast's http::async_read/write and
+// beast::tcp_stream this file took 75 s of CPU to compile (GCC 12, -O2). So
+// the server uses four stream operations only: read some, write a string, TLS
+// handshake and TLS shutdown. It feeds Beast's parser by hand, formats
+// response heads itself (http_wire.cc), and times connections out with one
+// timer per session.
 #include "api/http_server.h"
 
 #include <poll.h>
@@ -69,15 +69,15 @@ constexpr size_t kReadBytes = 16 << 10;
 // Time to wait for the client's close_notify after sending ours.
 constexpr std::chrono::seconds kTlsShutdownTimeout{2};
 // After rejecting a request whose body may still be arriving, the server
-// reads and discards for this long (or this many bytes) before closing:
-// closing with unread data makes the kernel send a reset, which can destroy
-// the error response before the client reads it.
+// reads and discards for this long (or this many bytes) before closing. A
+// close with unread data makes the kernel send a reset, which can destroy the
+// error response before the client reads it.
 constexpr std::chrono::seconds kLingerTimeout{2};
 constexpr size_t kMaxLingerBytes = 16 << 20;
 // Time Stop() waits for connections it closed by force to wind down.
 constexpr std::chrono::seconds kForcedCloseWait{1};
 
-// How a connection goes on after one exchange.
+// Next step for a connection after one exchange.
 enum class Next {
   kKeepAlive,       // read the next request
   kCloseTls,        // send close_notify, then close
@@ -170,7 +170,7 @@ asio::awaitable<void> WatchDeadline(std::shared_ptr<Session> session) {
   }
 }
 
-// What the response writer needs to know about the request it answers.
+// Facts about the request that the response writer needs.
 struct Exchange {
   unsigned version = 11;
   bool head = false;
@@ -412,7 +412,8 @@ void HttpServer::Impl::Stop() {
   });
   CloseSessions(/*idle_only=*/true);
 
-  // Requests under way answer with "Connection: close" and end their sessions.
+  // Requests under way get responses with "Connection: close", which end
+  // their sessions.
   if (!sessions_.WaitUntilEmpty(options_.shutdown_timeout)) {
     log::Warning("closing connections whose requests outlived the shutdown timeout",
                  {{"address", options_.listen}, {"count", std::to_string(sessions_.Size())}});
@@ -471,7 +472,7 @@ void HttpServer::Impl::StartSession(tcp::socket socket) {
 
 asio::awaitable<void> HttpServer::Impl::RunSession(std::shared_ptr<Session> session) {
   // Stop() sets stopping_ before it closes idle sessions, so a session added
-  // after that pass sees the flag here.
+  // after that pass finds the flag set here.
   if (stopping_) {
     session->Close();
     co_return;
@@ -480,7 +481,7 @@ asio::awaitable<void> HttpServer::Impl::RunSession(std::shared_ptr<Session> sess
   auto [handshake_error] =
       co_await session->stream.async_handshake(ssl::stream_base::server, kNoThrow);
   if (handshake_error) {
-    // Port scanners and plain-HTTP clients end here; nothing to answer.
+    // Port scanners and plain-HTTP clients end here, with nothing to send.
     log::Debug("TLS handshake failed",
                {{"address", session->peer_address}, {"error", handshake_error.message()}});
     session->Close();
@@ -603,8 +604,8 @@ asio::awaitable<SystemError> HttpServer::Impl::WriteAll(Session& session, const 
   co_return error;
 }
 
-// Answers a request that could not be read in full, when there is something
-// to answer, and says how to close the connection.
+// Sends an error response for a request that could not be read in full,
+// unless the client is gone, and returns how to close the connection.
 asio::awaitable<Next> HttpServer::Impl::RejectUnreadable(Session& session,
                                                          const SystemError& error) {
   std::string request_id = NewId();
@@ -622,8 +623,8 @@ asio::awaitable<Next> HttpServer::Impl::RejectUnreadable(Session& session,
     response.status = 431;
     co_return co_await Reject(session, std::move(response));
   }
-  // Socket errors mean the client left or the deadline closed the socket:
-  // nothing to answer.
+  // Socket errors mean the client left or the deadline closed the socket,
+  // so there is no one to send a response to.
   if (error.category() != bhttp::make_error_code(bhttp::error::bad_method).category()) {
     co_return Next::kClose;
   }
@@ -632,8 +633,8 @@ asio::awaitable<Next> HttpServer::Impl::RejectUnreadable(Session& session,
   co_return co_await Reject(session, std::move(response));
 }
 
-// Sends `response` with "Connection: close", then lingers: the request may be
-// only partly read.
+// Sends `response` with "Connection: close", then lingers, because the
+// request may be only partly read.
 asio::awaitable<Next> HttpServer::Impl::Reject(Session& session, http::Response response) {
   Exchange exchange;
   exchange.keep_alive = false;
@@ -657,7 +658,7 @@ http::Response HttpServer::Impl::CallHandler(http::Request& request) {
   } catch (...) {
     error = "exception of unknown type";
   }
-  log::Error("request handler threw",
+  log::Error("request handler threw an exception",
              {{"request_id", request.request_id}, {"path", request.path}, {"error", error}});
   return MakeErrorResponse(ErrorCode::kInternal, "", request.request_id);
 }
@@ -672,7 +673,7 @@ std::optional<std::string> HttpServer::Impl::PullChunk(http::Response& response,
   } catch (...) {
     error = "exception of unknown type";
   }
-  log::Error("response stream threw", {{"request_id", request_id}, {"error", error}});
+  log::Error("response stream threw an exception", {{"request_id", request_id}, {"error", error}});
   return std::nullopt;
 }
 

@@ -4,9 +4,9 @@
 // The implementation (Boost.Beast and Asio, C++20 coroutines) stays in
 // http_server.cc so that including this header costs nothing to compile.
 //
-// Connections are served on `io_threads` I/O threads; every handler call and
-// every Response::stream call runs on one of `handler_threads` separate
-// threads, where blocking on the database or a provider is allowed.
+// Connections are served on `io_threads` I/O threads. Every handler call and
+// every Response::stream call runs on one of `handler_threads` other threads,
+// so it may block on the database or a provider.
 //
 // Per request, the server fills http::Request (decoded path and query,
 // lower-case header names, a new request id) and answers on its own, without

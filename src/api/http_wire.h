@@ -15,7 +15,7 @@
 
 namespace puddle::http {
 
-// How the server frames the body that follows the head.
+// Framing of the body that follows the head.
 struct ResponseFraming {
   unsigned version = 11;  // 10 for HTTP/1.0, 11 for HTTP/1.1
   bool keep_alive = true;

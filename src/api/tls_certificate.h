@@ -10,9 +10,10 @@ namespace puddle {
 
 // Creates an ECDSA P-256 key and a self-signed X.509 v3 certificate, valid
 // for 10 years from an hour ago, when `cert_path` or `key_path` is missing.
-// The certificate's subject alternative names are `dns_names` (a leading "*."
-// label is allowed, as in "*.systems.localhost") and `ip_addresses` (IPv4 or
-// IPv6 literals); its common name is the first DNS name. It is not a CA
+// The certificate's subject alternative names are `dns_names` and
+// `ip_addresses`. A DNS name may start with a "*." label, as in
+// "*.systems.localhost", and IP addresses are IPv4 or IPv6 literals. The
+// common name is the first DNS name. It is not a CA
 // certificate, so a client trusts it by using the file itself as its CA file
 // (curl --cacert cert.pem).
 //

@@ -63,7 +63,7 @@ std::string RenderYaml(const CliConfig& config) {
   out << YAML::Key << kApiSecretKeyKey << YAML::Value << YAML::DoubleQuoted
       << config.api_secret_key;
   out << YAML::EndMap;
-  return std::string("# Written by `puddle login`; holds an API key, keep it private.\n") +
+  return std::string("# Written by `puddle login`. It contains an API key: keep it private.\n") +
          out.c_str() + "\n";
 }
 

@@ -232,9 +232,10 @@ int RunLogin(const ClientEnvironment& env, const LoginFlags& flags) {
   std::optional<std::string> password = ReadPassword(env, flags, exit_code);
   if (!password) return exit_code;
 
-  // From here on, only the certificate just shown is accepted.
+  // From here on, only the certificate just shown is accepted, even with
+  // --insecure, so the password goes to the server whose certificate is stored.
   TlsPolicy session_tls = probe_tls;
-  if (target.ca_file.empty() && !flags.connection.insecure) {
+  if (target.ca_file.empty()) {
     session_tls.mode = TlsMode::kPinned;
     session_tls.pinned_fingerprint = fingerprint;
   }

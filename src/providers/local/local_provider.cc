@@ -144,6 +144,11 @@ Status LocalProvider::CheckUidRange(int64_t uid_min, int64_t uid_max,
 }
 
 Status LocalProvider::Prepare() {
+  if (geteuid() != 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "the local provider must run as root to start systems under the "
+                     "unprivileged uids of providers.local.uidRange; start Puddle as root");
+  }
   if (options_.installation_id.empty()) return InternalError("local provider: installation id is empty");
   if (options_.supervisor_executable.empty() || options_.supervisor_executable.front() != '/') {
     return InternalError("local provider: supervisor executable \"" +

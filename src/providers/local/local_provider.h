@@ -55,13 +55,13 @@ struct LocalProviderOptions {
   int64_t uid_max = 265535;
   // Seconds between SIGTERM and SIGKILL on stop.
   int64_t stop_grace_seconds = 10;
-  // Address products listen on (never the one Puddle serves on).
+  // Address products listen on; it must differ from the one Puddle serves on.
   std::string listen_address = "127.0.0.2";
   int port_min = 20000;
   int port_max = 29999;
   // Absolute path of the puddle binary, which must be executable by others.
   std::string supervisor_executable;
-  // Most processes (threads included) one system may run: the pids cgroup
+  // Maximum number of processes (threads included) of one system: the pids cgroup
   // limit, or RLIMIT_NPROC for the whole uid where no pids cgroup exists.
   int64_t pids_max = 4096;
   // Creates per-system cgroups where the host has cgroup v1 controllers.
@@ -85,10 +85,10 @@ class LocalProvider final : public Provider {
                               const std::string& passwd_path = "/etc/passwd",
                               const std::string& group_path = "/etc/group");
 
-  // Creates the provider's directories and checks the options: the uid range,
-  // the supervisor executable, the listen address and that products can reach
-  // their directories. Create and Start call it too; start-up may call it to
-  // fail early.
+  // Creates the provider's directories and checks that Puddle runs as root,
+  // the options (installation id, supervisor path, port range, uid range)
+  // and that products can reach their directories. Create and Start call it
+  // too; start-up may call it to fail early.
   Status Prepare();
 
   std::string_view Kind() const override { return "local"; }

@@ -609,6 +609,16 @@ TEST_F(LoginTest, CaCertIsStoredAndUsed) {
   EXPECT_EQ((*stored)->ca_cert, ca.string());
 }
 
+TEST_F(LoginTest, InsecureLoginStillPinsSession) {
+  ASSERT_EQ(Login({"--insecure"}), 0) << cli_.err.str();
+  EXPECT_EQ(cli_.server->connections[0].tls.mode, TlsMode::kInsecure);
+  EXPECT_EQ(cli_.server->connections[1].tls.mode, TlsMode::kPinned);
+  auto stored = ReadCliConfig(cli_.ConfigPath());
+  ASSERT_TRUE(stored);
+  ASSERT_TRUE(stored->has_value());
+  EXPECT_EQ((*stored)->fingerprint_sha256, kFingerprint);
+}
+
 TEST_F(LoginTest, LoggingInAgainDeletesPreviousKey) {
   ASSERT_EQ(Login(), 0);
   ASSERT_EQ(Login(), 0) << cli_.err.str();

@@ -113,8 +113,8 @@ Certificate MakeCertificate(const TempDir& dir, const std::string& name) {
   certificate.key = (dir.path() / (name + "-key.pem")).string();
   RunToCompletion(
       {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-keyout", certificate.key, "-out", certificate.cert, "-days", "1", "-subj", "/CN=localhost",
-       "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"},
+       "-nodes", "-keyout", certificate.key, "-out", certificate.cert, "-days", "1", "-subj",
+       "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"},
       dir);
   std::string printed = RunToCompletion(
       {"openssl", "x509", "-in", certificate.cert, "-noout", "-fingerprint", "-sha256"}, dir);
