@@ -92,7 +92,7 @@ void AddMetaRoutes(Router& router, ApiDependencies& deps) {
   router.Add({"GET", "/healthz", Access::kPublic,
               [&deps](RequestContext&) -> Result<http::Response> {
                 auto alive = deps.store.Read([](Tx& tx) { return tx.GetSetting("installation_id").map([](auto&&) {}); });
-                if (!alive) return MakeError(ErrorCode::kUnavailable, "the database is not answering");
+                if (!alive) return MakeError(ErrorCode::kUnavailable, "the database did not respond; check the data directory and the logs");
                 return JsonReply(200, boost::json::object{{"status", "ok"}});
               },
               {"Liveness: answers when the server and its database work", "meta", 200, "", "Health"}});

@@ -103,7 +103,7 @@ Result<bool> SystemJobs::WaitUntilReady(const Job& job, Context& context, System
     if (observed.gone != GoneReason::kNone) {
       std::string what = observed.exit_description.empty() ? "the product stopped"
                                                            : "the product " + observed.exit_description;
-      std::string message = what + " before it answered its health check";
+      std::string message = what + " before it passed its health check";
       if (!observed.last_log_lines.empty()) message += "; last output:\n" + observed.last_log_lines;
       return InternalError(message);
     }
@@ -115,7 +115,7 @@ Result<bool> SystemJobs::WaitUntilReady(const Job& job, Context& context, System
       return MakeError(ErrorCode::kUnavailable, "Puddle is shutting down");
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      return InternalError("the product did not answer its health check within " +
+      return InternalError("the product health check timed out after " +
                            std::to_string(timeout.count()) + " s");
     }
     std::this_thread::sleep_for(options_.health_poll_interval);

@@ -49,7 +49,7 @@ class SystemJobs {
   Result<bool> Transition(const Job& job, std::initializer_list<SystemStatus> expected,
                           const std::function<void(Tx&, System&)>& change,
                           const std::string& message);
-  // Polls until the product answers its health check, the start timeout
+  // Polls until the product passes its health check, the start timeout
   // passes, the process dies or the system leaves `status`.
   Result<bool> WaitUntilReady(const Job& job, Context& context, SystemStatus status);
   Result<JobOutcome> Launch(const Job& job, SystemStatus launching);
