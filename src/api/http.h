@@ -1,7 +1,8 @@
 // HttpRequest and HttpResponse: Puddle's own HTTP types, free of Beast.
 //
-// Only api/http_server.cc includes Beast and Asio (they cost 15-25 s per
-// translation unit to compile); handlers, the router and tests use these.
+// Only api/http_server.cc and api/asio_impl.cc include Beast and Asio (they
+// cost 15-25 s per translation unit to compile); handlers, the router and
+// tests use these.
 #pragma once
 
 #include <functional>
@@ -35,12 +36,14 @@ struct Response {
   HeaderList headers;
   std::string body;
   // Pull-based body for streaming responses such as Server-Sent Events. When
-  // set, the server ignores `body`, sends the headers with chunked transfer
-  // encoding and calls stream() on a handler thread, sending each returned
-  // string as one chunk, until it returns nullopt, the client disconnects or
-  // the server stops. An empty string sends nothing: a stream without news can
-  // wait up to about a second and return "", so the server can notice a
-  // disconnect or a stop between calls. Never called for HEAD requests.
+  // set, the server ignores `body` and sends the headers with chunked transfer
+  // encoding (HTTP/1.0 clients instead get a body that ends when the
+  // connection closes). It then calls stream() on a handler thread and sends
+  // each returned string as one chunk, until stream() returns nullopt, the
+  // client disconnects or the server stops. An empty string sends nothing: a
+  // stream without news can wait up to about a second and return "", so the
+  // server can notice a disconnect or a stop between calls. Never called for
+  // HEAD requests.
   std::function<std::optional<std::string>()> stream;
 
   // Replaces any header named `name` (lower-case) with one value.

@@ -562,8 +562,8 @@ asio::awaitable<Next> HttpServer::Impl::ServeRequest(Session& session, bool firs
 }
 
 // Feeds Beast's parser from the session buffer, reading more as it needs,
-// until the request is complete. Answers a client's "Expect: 100-continue"
-// once the header is read and the declared length fits.
+// until the request is complete. Sends "100 Continue" to a client that sent
+// "Expect: 100-continue", once the header is read and the declared length fits.
 asio::awaitable<SystemError> HttpServer::Impl::ReadRequest(Session& session,
                                                           RequestParser& parser) {
   bool header_done = false;
@@ -683,7 +683,12 @@ asio::awaitable<Next> HttpServer::Impl::Respond(Session& session, const Exchange
   framing.version = exchange.version;
   framing.keep_alive = exchange.keep_alive && !stopping_;
   bool body_allowed = http::StatusAllowsBody(response.status);
-  if (body_allowed) framing.content_length = response.body.size();
+  if (response.stream) {
+    // Only HEAD gets here with a stream: announce the framing a GET would get.
+    framing.chunked = exchange.version >= 11;
+  } else if (body_allowed) {
+    framing.content_length = response.body.size();
+  }
 
   // HEAD announces the length a GET would send, without the body.
   std::string wire = http::FormatResponseHead(response, framing);

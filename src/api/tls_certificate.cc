@@ -320,7 +320,7 @@ Status EnsureSelfSignedCertificate(const std::string& cert_path, const std::stri
   // The key goes first: a crash in between leaves the certificate missing,
   // so the next start generates a new pair.
   if (Status written = WriteFileAtomically(key_path, pair->key, 0600); !written) return written;
-  if (Status written = WriteFileAtomically(cert_path, pair->certificate, 0644); !written) {
+  if (Status written = WriteFileAtomically(cert_path, pair->certificate, 0600); !written) {
     return written;
   }
   log::Info("generated a self-signed TLS certificate", {{"path", cert_path}});

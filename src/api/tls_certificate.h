@@ -20,9 +20,10 @@ namespace puddle {
 // Does nothing when both files exist, whatever they contain. When only one
 // exists, a new pair replaces it, since a key without its certificate (or the
 // reverse) is of no use. Missing parent folders are created. Each file is
-// written to a temporary file and renamed into place, the key with mode 0600
-// and the certificate 0644; an exclusive lock on the key's folder keeps two
-// processes from writing a mismatched pair.
+// written to a temporary file and renamed into place, both with mode 0600
+// because everything in Puddle's data directory is private to it. An
+// exclusive lock on the key's folder keeps two processes from writing a
+// mismatched pair.
 //
 // Returns validation_failed naming a malformed DNS name or IP address, and
 // internal naming the path when a file cannot be written.

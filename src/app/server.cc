@@ -20,6 +20,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "providers/local/firewall.h"
 #include "providers/local/local_provider.h"
 #include "queue/embedded/embedded_dispatcher.h"
 #include "services/catalog/catalog_service.h"
@@ -181,6 +182,26 @@ int Serve(const Config& config) {
   // Providers. The local one runs systems as unprivileged uids.
   auto uids = LocalProvider::CheckUidRange(config.local.uid_min, config.local.uid_max);
   if (!uids) return Fail("check providers.local.uidRange", uids.error());
+  local::FirewallOptions firewall_options;
+  firewall_options.installation_id = installation->id;
+  firewall_options.uid_min = config.local.uid_min;
+  firewall_options.uid_max = config.local.uid_max;
+  firewall_options.puddle_listen = config.listen;
+  firewall_options.product_listen_address = config.local.listen_address;
+  local::SystemFirewall firewall(firewall_options);
+  if (auto installed = firewall.Install(); !installed) {
+    if (config.local.require_firewall) {
+      return Fail("install the firewall rules for local systems, which "
+                  "providers.local.network.requireFirewall requires",
+                  installed.error());
+    }
+    log::Warning("firewall rules not installed, so local systems can reach the cloud metadata "
+                 "address, Puddle's own port and other systems' products. Set "
+                 "providers.local.network.requireFirewall: true to refuse to start instead",
+                 {{"error", installed.error().message}});
+  } else {
+    log::Info("installed the firewall rules for local systems", {{"chain", firewall.chain()}});
+  }
   LocalProviderOptions local_options;
   local_options.data_dir = dir->root;
   local_options.installation_id = installation->id;

@@ -32,6 +32,9 @@ struct LocalProviderConfig {
   // ephemeral range.
   int64_t port_min = 20000;
   int64_t port_max = 29999;
+  // Start-up fails, instead of warning, when the firewall rules for the uid
+  // range cannot be installed (providers.local.network.requireFirewall).
+  bool require_firewall = false;
 };
 
 // One key as read, for `puddle config check`.

@@ -372,6 +372,11 @@ std::optional<ValueProblem> ReadLocalPortRange(const ConfigValue& value, Config&
   return std::nullopt;
 }
 
+std::optional<ValueProblem> ReadLocalRequireFirewall(const ConfigValue& value, Config& config) {
+  config.local.require_firewall = value.flag;
+  return std::nullopt;
+}
+
 std::optional<ValueProblem> ReadFakeEnabled(const ConfigValue& value, Config& config) {
   config.fake_provider_enabled = value.flag;
   return std::nullopt;

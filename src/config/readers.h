@@ -32,6 +32,7 @@ std::optional<ValueProblem> ReadLocalUidRange(const ConfigValue& value, Config& 
 std::optional<ValueProblem> ReadLocalStopGraceSeconds(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalListenAddress(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalPortRange(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadLocalRequireFirewall(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadFakeEnabled(const ConfigValue& value, Config& config);
 
 // Returns the lower-case host of a URL that ReadBaseUrl accepted.

@@ -148,6 +148,14 @@ PartDefinition UsedPart() {
            .meaning = "Ports handed to local products, \"min-max\" or [min, max]; keep it "
                       "outside the kernel's ephemeral port range.",
            .read = ReadLocalPortRange},
+          {.key = "providers.local.network.requireFirewall",
+           .type = T::kBool,
+           .default_value = "false",
+           .meaning = "Refuse to start when the iptables rules that keep local systems from the "
+                      "cloud metadata address, Puddle's own port and other systems' products "
+                      "cannot be installed. When false, Puddle logs a warning and starts "
+                      "without them.",
+           .read = ReadLocalRequireFirewall},
           {.key = "providers.fake.enabled",
            .type = T::kBool,
            .default_value = "false",

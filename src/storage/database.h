@@ -50,6 +50,9 @@ using Params = std::vector<Value>;
 class Connection {
  public:
   virtual ~Connection() = default;
+  // The Database::Dialect() this connection belongs to, for the few named
+  // queries that need dialect-specific SQL.
+  virtual std::string_view Dialect() const = 0;
   virtual Result<std::vector<Row>> Query(std::string_view sql, const Params& params) = 0;
   // Returns the number of rows changed.
   virtual Result<int64_t> Execute(std::string_view sql, const Params& params) = 0;

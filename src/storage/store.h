@@ -49,6 +49,8 @@ class Tx {
   Tx(sql::Connection& connection, const Clock& clock) : db_(connection), clock_(clock) {}
 
   TimePoint Now() const { return clock_.Now(); }
+  // "sqlite" or "postgres", for the named queries that differ by dialect.
+  std::string_view Dialect() const { return db_.Dialect(); }
 
   // Settings: installation-wide values such as the generated token secret.
   Result<std::optional<std::string>> GetSetting(const std::string& key);

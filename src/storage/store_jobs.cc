@@ -30,6 +30,65 @@ Job ReadJob(const sql::Row& row) {
   return job;
 }
 
+// Advisory lock class for claims on PostgreSQL. The second key of each lock
+// is the hash of the system id.
+constexpr int32_t kClaimLockClass = 0x70756a63;  // "pujc" in ASCII
+// Candidates ClaimJobSkipLocked examines before giving up until the next poll.
+constexpr int kMaxClaimCandidates = 16;
+
+// Claims a job on PostgreSQL, where claimers run concurrently. FOR UPDATE SKIP
+// LOCKED lets each claimer take a different job without waiting. A per-system
+// advisory lock, followed by a re-check in a new statement (and so a new
+// snapshot), keeps two claimers from starting two jobs of one system: the
+// candidate query's snapshot may predate another claimer's commit.
+Result<std::optional<Job>> ClaimJobSkipLocked(sql::Connection& db, const std::string& worker_id,
+                                              int64_t now) {
+  std::vector<std::string> skipped_systems;
+  for (int candidate = 0; candidate < kMaxClaimCandidates; ++candidate) {
+    std::string sql =
+        "SELECT j.id, j.system_id FROM jobs j WHERE j.state = 'queued' AND j.run_after <= $1 "
+        "AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.system_id = j.system_id "
+        "AND r.state = 'running')";
+    sql::Params params = {now};
+    for (const auto& system_id : skipped_systems) {
+      params.push_back(system_id);
+      sql += " AND j.system_id <> $" + std::to_string(params.size());
+    }
+    sql += " ORDER BY j.run_after, j.created_at, j.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED";
+    PUDDLE_ASSIGN_OR_RETURN(auto candidates, db.Query(sql, params));
+    if (candidates.empty()) return std::optional<Job>();
+    std::string job_id = candidates[0].Text(0);
+    std::string system_id = candidates[0].Text(1);
+
+    PUDDLE_ASSIGN_OR_RETURN(
+        auto locked, db.Query("SELECT pg_try_advisory_xact_lock($1::integer, hashtext($2))",
+                              {int64_t{kClaimLockClass}, system_id}));
+    if (locked.empty() || !locked[0].Bool(0)) {
+      skipped_systems.push_back(system_id);  // another claimer has locked this system
+      continue;
+    }
+    PUDDLE_ASSIGN_OR_RETURN(
+        auto running, db.Query("SELECT 1 FROM jobs WHERE system_id = $1 AND state = 'running' "
+                               "LIMIT 1",
+                               {system_id}));
+    if (!running.empty()) {
+      skipped_systems.push_back(system_id);  // claimed since the candidate query began
+      continue;
+    }
+
+    PUDDLE_ASSIGN_OR_RETURN(
+        auto rows,
+        db.Query(std::string("UPDATE jobs SET state = 'running', claimed_by = $1, "
+                             "attempt = attempt + 1, heartbeat_at = $2, updated_at = $2 "
+                             "WHERE id = $3 AND state = 'queued' RETURNING ") +
+                     kJobColumns,
+                 {worker_id, now, job_id}));
+    if (rows.empty()) return std::optional<Job>();
+    return std::optional<Job>(ReadJob(rows[0]));
+  }
+  return std::optional<Job>();
+}
+
 }  // namespace
 
 Status Tx::InsertJob(const Job& job) {
@@ -55,6 +114,10 @@ Result<std::optional<Job>> Tx::ClaimJob(const std::string& worker_id) {
   // One job per system at a time: a system with a running job is skipped, so
   // provider calls for one system never overlap.
   int64_t now = Millis(Now());
+  if (Dialect() == "postgres") return ClaimJobSkipLocked(db_, worker_id, now);
+
+  // SQLite runs one writer at a time, so the subquery and the update cannot
+  // interleave with another claim.
   PUDDLE_ASSIGN_OR_RETURN(
       auto rows,
       db_.Query(std::string("UPDATE jobs SET state = 'running', claimed_by = $1, "

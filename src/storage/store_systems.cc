@@ -336,8 +336,10 @@ Status Tx::OpenCostSession(const System& system) {
 }
 
 Status Tx::CloseCostSession(const std::string& system_id, TimePoint end) {
+  // A session never ends before it started, even when `end` is earlier.
   return db_
-      .Execute("UPDATE cost_sessions SET end_at = MAX(start_at, $2) "
+      .Execute("UPDATE cost_sessions "
+               "SET end_at = CASE WHEN start_at > $2 THEN start_at ELSE $2 END "
                "WHERE system_id = $1 AND end_at IS NULL",
                {system_id, Millis(end)})
       .map([](int64_t) {});

@@ -37,6 +37,25 @@ ApiKey ReadApiKey(const sql::Row& row) {
   return key;
 }
 
+// Advisory lock key that serialises user numbering on PostgreSQL: "puddleun" in ASCII.
+constexpr int64_t kUserNumberLockKey = 0x707564646c65756e;
+
+// Returns the WHERE clause for one user's login failures since a time, from
+// one address or, when `address` is nullopt, from any. The address condition
+// is left out rather than written as `$3 IS NULL OR ...`, because PostgreSQL
+// cannot infer the type of a NULL parameter there.
+std::string LoginFailureFilter(const std::string& username,
+                               const std::optional<std::string>& address, TimePoint since,
+                               sql::Params& params) {
+  params = {username, Millis(since)};
+  std::string where = " WHERE username = $1 AND at >= $2";
+  if (address) {
+    params.push_back(*address);
+    where += " AND address = $3";
+  }
+  return where;
+}
+
 tl::unexpected<Error> BadCursor() {
   return MakeError(ErrorCode::kValidationFailed, "cursor is not one this server returned",
                    "query.cursor");
@@ -59,6 +78,11 @@ Result<std::string> Tx::PutSettingIfAbsent(const std::string& key, const std::st
 }
 
 Result<User> Tx::InsertUser(User user) {
+  // The number is MAX(number) + 1. SQLite runs one writer at a time, but
+  // PostgreSQL writers run concurrently, so there they take turns until commit.
+  if (Dialect() == "postgres") {
+    PUDDLE_RETURN_IF_ERROR(db_.Query("SELECT pg_advisory_xact_lock($1)", {kUserNumberLockKey}));
+  }
   PUDDLE_ASSIGN_OR_RETURN(auto rows, db_.Query("SELECT COALESCE(MAX(number), 0) + 1 FROM users", {}));
   int64_t number = rows[0].Int(0);
   auto inserted = db_.Execute(
@@ -253,20 +277,20 @@ Status Tx::InsertLoginFailure(const std::string& username, const std::string& ad
 Result<int64_t> Tx::CountLoginFailures(const std::string& username,
                                        const std::optional<std::string>& address,
                                        TimePoint since) {
-  PUDDLE_ASSIGN_OR_RETURN(
-      auto rows, db_.Query("SELECT COUNT(*) FROM login_failures WHERE username = $1 AND at >= $2 "
-                           "AND ($3 IS NULL OR address = $3)",
-                           {username, Millis(since), sql::OrNull(address)}));
+  sql::Params params;
+  std::string where = LoginFailureFilter(username, address, since, params);
+  PUDDLE_ASSIGN_OR_RETURN(auto rows,
+                          db_.Query("SELECT COUNT(*) FROM login_failures" + where, params));
   return rows[0].Int(0);
 }
 
 Result<std::optional<TimePoint>> Tx::OldestLoginFailure(const std::string& username,
                                                         const std::optional<std::string>& address,
                                                         TimePoint since) {
-  PUDDLE_ASSIGN_OR_RETURN(
-      auto rows, db_.Query("SELECT MIN(at) FROM login_failures WHERE username = $1 AND at >= $2 "
-                           "AND ($3 IS NULL OR address = $3)",
-                           {username, Millis(since), sql::OrNull(address)}));
+  sql::Params params;
+  std::string where = LoginFailureFilter(username, address, since, params);
+  PUDDLE_ASSIGN_OR_RETURN(auto rows,
+                          db_.Query("SELECT MIN(at) FROM login_failures" + where, params));
   return OptionalTime(rows[0], 0);
 }
 

@@ -14,6 +14,7 @@ ACTIONS = ("start", "stop", "reboot", "keep-alive", "restart-product", "fail")
 
 @e2e_support.require_root
 class AccessTest(PuddleTestCase):
+    config_text = e2e_support.port_range_config(29100)
 
     @classmethod
     def setUpClass(cls):
@@ -23,14 +24,21 @@ class AccessTest(PuddleTestCase):
         cls.owner_token = cls.client.token_for_password(*OWNER)
         cls.other_token = cls.client.token_for_password(*OTHER)
         cls.system = None
+        cls.system_error = None
 
     def owned_system(self):
         """Create (once) a running system owned by the first user."""
         cls = type(self)
+        if cls.system_error:
+            self.fail(f"the first user's system could not be set up: {cls.system_error}")
         if cls.system is None:
-            self.register_fast_product(self.admin_token)
-            created = self.create_system(self.owner_token, "private")
-            cls.system = self.wait_for_status(self.owner_token, created["id"], "running")
+            try:
+                self.register_fast_product(self.admin_token)
+                created = self.create_system(self.owner_token, "private")
+                cls.system = self.wait_for_status(self.owner_token, created["id"], "running")
+            except AssertionError as error:
+                cls.system_error = str(error).splitlines()[0]
+                raise
         return cls.system
 
     def test_other_user_gets_404_on_system(self):

@@ -21,6 +21,7 @@ ERROR_400_CODES = ("invalid_json", "unknown_field", "validation_failed")
 
 @e2e_support.require_root
 class BadInputTest(PuddleTestCase):
+    config_text = e2e_support.port_range_config(29200)
 
     @classmethod
     def setUpClass(cls):
@@ -32,8 +33,8 @@ class BadInputTest(PuddleTestCase):
     def fast_product(cls, test):
         """Register the fast product once per server."""
         if not getattr(cls, "fast_registered", False):
-            test.register_fast_product(cls.admin_token)
             cls.fast_registered = True
+            test.register_fast_product(cls.admin_token)
 
     def system_body(self, **changes):
         body = {"name": "valid", "product": "fast", "version": "1.0", "systemType": "cpu-small"}

@@ -67,6 +67,17 @@ FAST_LAUNCH = {
 }
 
 
+def port_range_config(first_port):
+    """Return a config giving local products 100 ports from first_port.
+
+    Puddle hands out the first free port of its range, so two servers on one
+    host starting systems at the same time pick the same port and one product
+    fails to bind. Test files that may run in parallel therefore use
+    disjoint ranges.
+    """
+    return f"providers:\n  local:\n    portRange: {first_port}-{first_port + 99}\n"
+
+
 def parse_arguments():
     """Read --binary (and --keep-data) and leave the rest to unittest."""
     global BINARY, KEEP_DATA
@@ -166,6 +177,25 @@ def processes_with_env(name, value):
         if environ is not None and environ.get(name) == value and not is_zombie(pid):
             matches.append(pid)
     return matches
+
+
+def remove_firewall_chain(installation_id):
+    """Remove the iptables chain a test server installed for its systems' uids.
+
+    Puddle leaves the chain in place when it stops, because its systems keep
+    running; a test installation is gone for good, so its chain goes too.
+    """
+    chain = "PUDDLE-" + installation_id[:8]
+    for tool in ("/usr/sbin/iptables", "/usr/sbin/ip6tables"):
+        if not os.path.exists(tool):
+            continue
+        listed = subprocess.run([tool, "-w", "10", "-S", "OUTPUT"], capture_output=True, text=True)
+        for line in listed.stdout.splitlines():
+            if line.startswith("-A OUTPUT") and line.endswith("-j " + chain):
+                rule = line.split()[2:]
+                subprocess.run([tool, "-w", "10", "-D", "OUTPUT"] + rule, capture_output=True)
+        subprocess.run([tool, "-w", "10", "-F", chain], capture_output=True)
+        subprocess.run([tool, "-w", "10", "-X", chain], capture_output=True)
 
 
 def kill_processes(pids):
@@ -415,37 +445,33 @@ class PuddleServer:
 # --- the test base class -------------------------------------------------
 
 class PuddleTestCase(unittest.TestCase):
-    """Starts one server for the whole class and cleans up after it.
+    """Base class that starts one server for the whole class and cleans up after it.
 
     Subclasses call self.track_system(id) for every system they create (the
-    helpers here do it), so tearDownClass can delete it and kill what is
-    left of it.
+    helpers here do it), so the class cleanup can delete it and kill what
+    is left of it.
     """
 
     config_text = None
     server = None
+    client = None
 
     @classmethod
     def setUpClass(cls):
         cls.workdir = tempfile.mkdtemp(prefix="puddle-e2e-")
+        # Systems run under other uids and must reach their homes below it.
         os.chmod(cls.workdir, 0o755)
         cls.system_ids = set()
         cls.installation_ids = set()
         cls.server = PuddleServer(cls.workdir, cls.config_text)
-        try:
-            cls.server.start()
-        except Exception:
-            cls._cleanup()
-            raise
+        # Class cleanups run even when setUpClass (here or in a subclass) fails.
+        cls.addClassCleanup(cls._cleanup)
+        cls.server.start()
         cls.client = cls.server.client
         cls.admin_token = cls.client.token_for_password("admin", ADMIN_PASSWORD)
         installation = cls.server.installation_id()
         if installation:
             cls.installation_ids.add(installation)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._cleanup()
 
     @classmethod
     def _cleanup(cls):
@@ -463,6 +489,8 @@ class PuddleTestCase(unittest.TestCase):
         for installation in cls.installation_ids:
             leftovers.update(processes_with_env("PUDDLE_INSTALLATION_ID", installation))
         leftovers.discard(os.getpid())
+        for installation in cls.installation_ids:
+            remove_firewall_chain(installation)
         if leftovers:
             sys.stderr.write(f"e2e cleanup: killing leftover product processes {sorted(leftovers)}\n")
             kill_processes(leftovers)

@@ -78,6 +78,8 @@ def system_processes(system_id):
 
 @e2e_support.require_root
 class MainJobTest(PuddleTestCase):
+    # Every other setting keeps its default.
+    config_text = e2e_support.port_range_config(29000)
     broken_step = None
 
     @classmethod
@@ -228,13 +230,16 @@ class MainJobTest(PuddleTestCase):
         admin_view = self.get_system(token=self.admin_token)
         self.assertEqual(admin_view["provider"]["kind"], "local")
         self.assertEqual(admin_view["provider"]["state"]["pid"], pid)
+        self.assertIsNone(admin_view.get("directUrl"),
+                          "an admin who does not own the system sees its directUrl and token")
         self.state["pid"] = pid
 
         uids = e2e_support.read_status_field(pid, "Uid").split()
         gids = e2e_support.read_status_field(pid, "Gid").split()
         self.assertNotIn("0", uids, f"Jupyter (pid {pid}) runs with a root uid: {uids}")
         self.assertNotIn("0", gids, f"Jupyter (pid {pid}) runs with a root gid: {gids}")
-        self.assertGreaterEqual(int(uids[0]), 200000)
+        self.assertGreaterEqual(int(uids[0]), 200000, "uid below the default uidRange")
+        self.assertLessEqual(int(uids[0]), 265535, "uid above the default uidRange")
         groups = (e2e_support.read_status_field(pid, "Groups") or "").split()
         self.assertNotIn("0", groups, f"Jupyter (pid {pid}) keeps supplementary group 0")
 

@@ -239,7 +239,7 @@ ProductStatus FakeProvider::CheckProduct(const LaunchRequest& request, std::stri
   if (machine.health_checks <= starting_checks) return ProductStatus::kStarting;
 
   if (options_.failure == FakeFailure::kDiesAfterStart) {
-    // This check still succeeds; the product exits right after answering it.
+    // This check still succeeds, and the product exits right after it.
     machine.exited = true;
     machine.running = false;
     machine.log_lines.push_back(options_.last_log_lines);

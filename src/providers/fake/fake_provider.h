@@ -65,8 +65,8 @@ struct FakeProviderOptions {
   static constexpr int kAlwaysFail = -1;
 
   FakeFailure failure = FakeFailure::kNone;
-  // Benchmarks: no sleep anywhere (call_delay and slow_delay are ignored)
-  // and the product answers its first health check.
+  // Benchmarks: no sleep anywhere (call_delay and slow_delay are ignored),
+  // and the product passes its first health check.
   bool fast = false;
   // Time Create, Start, Stop, Reboot and Delete take outside fast mode. Default 20 ms.
   std::chrono::milliseconds call_delay{20};
@@ -76,8 +76,8 @@ struct FakeProviderOptions {
   // kSlow: time every provider call takes, instead of call_delay. Default 2 s.
   std::chrono::milliseconds slow_delay{2000};
   // kFailsToStart: the first N Create and Start calls of each system fail
-  // with kUnavailable and later ones succeed; kAlwaysFail (the default) makes
-  // every call fail with kInternal.
+  // with kUnavailable, and later ones succeed. kAlwaysFail (the default)
+  // makes every call fail with kInternal.
   int start_failures = kAlwaysFail;
   // kDiesAfterStart: what Poll reports about the exit.
   std::string exit_description = "exit status 1";
@@ -141,7 +141,7 @@ class FakeProvider final : public Provider {
   std::optional<FakeMachine> FindMachine(std::string_view system_id) const;
 
  private:
-  // What the provider state names; parsed from the core's copy.
+  // The fields of a provider state, parsed from the core's copy.
   struct State {
     std::string machine;
     bool running = false;

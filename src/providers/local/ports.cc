@@ -1,5 +1,7 @@
 #include "providers/local/ports.h"
 
+#include <sodium.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -52,7 +54,13 @@ Result<int> AllocatePort(const std::string& address, int port_min, int port_max,
            IsPortFree(address, port);
   };
   if (preferred && usable(*preferred)) return *preferred;
-  for (int port = port_min; port <= port_max; ++port) {
+
+  // The scan starts at a random port, so installations sharing a range (and
+  // the probe-then-bind race between them) rarely pick the same one.
+  int span = port_max - port_min + 1;
+  int offset = static_cast<int>(randombytes_uniform(static_cast<uint32_t>(span)));
+  for (int i = 0; i < span; ++i) {
+    int port = port_min + (offset + i) % span;
     if (usable(port)) return port;
   }
   return MakeError(ErrorCode::kUnavailable,

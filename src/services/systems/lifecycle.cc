@@ -23,7 +23,7 @@ const std::vector<LifecycleRule>& Table() {
       {OperationAction::kRestartProduct, {S::kRunning}, {}, {S::kStarting, S::kRunning},
        {R::kAdmin}},
       {OperationAction::kDelete, {}, {S::kDeleting, S::kDeleted}, {S::kDeleting, S::kDeleted},
-       {R::kOwner, R::kAdmin, R::kAutomatic}},
+       {R::kOwner, R::kAdmin}},
       {OperationAction::kFail, {}, {S::kStopped, S::kFailed, S::kDeleted}, {S::kFailed},
        {R::kAdmin, R::kAutomatic}},
       {OperationAction::kKeepAlive, {S::kRunning}, {}, {}, {R::kOwner, R::kAdmin}},

@@ -12,6 +12,8 @@ class SqliteDatabase::SqliteConnection final : public Connection {
   explicit SqliteConnection(sqlite3* handle) : handle_(handle) {}
   ~SqliteConnection() override { sqlite3_close_v2(handle_); }
 
+  std::string_view Dialect() const override { return "sqlite"; }
+
   Result<std::vector<Row>> Query(std::string_view sql, const Params& params) override {
     std::vector<Row> rows;
     auto status = Run(sql, params, &rows);

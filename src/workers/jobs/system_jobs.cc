@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "services/systems/lifecycle.h"
 
 namespace puddle {
 
@@ -93,23 +94,36 @@ Result<bool> SystemJobs::Transition(const Job& job, std::initializer_list<System
 Result<bool> SystemJobs::WaitUntilReady(const Job& job, Context& context, SystemStatus status) {
   auto timeout = std::chrono::seconds(context.launch.image.launch.start_timeout_seconds);
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  int failed_polls = 0;  // consecutive, and only the first is logged
   while (true) {
     PUDDLE_ASSIGN_OR_RETURN(auto current, store_.ReadValue<std::optional<System>>(
                                               [&](Tx& tx) { return tx.GetSystem(job.system_id); }));
     if (!current || current->status != status) return false;
 
-    PUDDLE_ASSIGN_OR_RETURN(auto observed,
-                            context.provider->Poll(context.system.id, context.system.provider_state));
-    if (observed.gone != GoneReason::kNone) {
-      std::string what = observed.exit_description.empty() ? "the product stopped"
-                                                           : "the product " + observed.exit_description;
-      std::string message = what + " before it passed its health check";
-      if (!observed.last_log_lines.empty()) message += "; last output:\n" + observed.last_log_lines;
-      return InternalError(message);
+    // A transient poll error is retried at the next poll, until the start timeout.
+    auto observed = context.provider->Poll(context.system.id, context.system.provider_state);
+    if (!observed && observed.error().code != ErrorCode::kUnavailable) {
+      return tl::unexpected(observed.error());
     }
-    ProductStatus health =
-        context.provider->CheckProduct(context.launch, context.system.provider_state);
-    if (health == ProductStatus::kReady) return true;
+    if (!observed) {
+      if (++failed_polls == 1) {
+        log::Warning("poll failed while waiting for the product",
+                     {{"system_id", job.system_id}, {"job_id", job.id},
+                      {"error", observed.error().message}});
+      }
+    } else if (observed->gone != GoneReason::kNone) {
+      std::string what = observed->exit_description.empty()
+                             ? "the product stopped"
+                             : "the product " + observed->exit_description;
+      std::string message = what + " before it passed its health check";
+      if (!observed->last_log_lines.empty()) message += "; last output:\n" + observed->last_log_lines;
+      return InternalError(message);
+    } else {
+      failed_polls = 0;
+      ProductStatus health =
+          context.provider->CheckProduct(context.launch, context.system.provider_state);
+      if (health == ProductStatus::kReady) return true;
+    }
 
     if (options_.stopping != nullptr && options_.stopping->load()) {
       return MakeError(ErrorCode::kUnavailable, "Puddle is shutting down");
@@ -304,6 +318,11 @@ void SystemJobs::OnFailure(const Job& job, const Error& error) {
   auto saved = store_.Write([&](Tx& tx) -> Status {
     PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(job.system_id));
     if (!system || system->status == SystemStatus::kDeleted) return Ok();
+    // When a later request moved the system off this job's path, that
+    // request's own job decides where the system ends.
+    std::string_view kind = job.kind;
+    auto action = ParseOperationAction(kind.substr(kind.find('.') + 1));
+    if (action && !IsOnPath(*action, system->status)) return Ok();
     system->status = SystemStatus::kFailed;
     if (system->product_status != ProductStatus::kNone) {
       system->product_status = ProductStatus::kUnhealthy;

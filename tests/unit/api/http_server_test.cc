@@ -508,8 +508,8 @@ TEST_F(HttpServerTest, StreamSendsChunksAsTheyCome) {
         case 0:
           return "data: one\n\n";
         case 1: {
-          // The second event waits until the client holds the first, which
-          // fails if the server buffers the stream.
+          // The second event waits until the client has received the first,
+          // which never happens if the server buffers the stream.
           std::unique_lock lock(mutex);
           bool received = changed.wait_for(lock, 10s, [&] { return first_received; });
           return received ? "" : "data: first chunk never arrived\n\n";
@@ -544,6 +544,57 @@ TEST_F(HttpServerTest, StreamSendsChunksAsTheyCome) {
   // The stream ended cleanly, so the connection stays usable.
   EXPECT_EQ(after.code, CURLE_OK) << after.error;
   EXPECT_EQ(after.new_connections, 0);
+}
+
+// Returns a handler whose responses stream "data: 1\n\n" and "data: 2\n\n",
+// counting stream() calls in `calls`.
+http::Handler TwoEventStream(std::atomic<int>& calls) {
+  return [&calls](http::Request& request) {
+    http::Response response;
+    response.SetHeader("content-type", "text/event-stream");
+    response.stream = [&calls, step = 0]() mutable -> std::optional<std::string> {
+      ++calls;
+      if (step == 2) return std::nullopt;
+      return "data: " + std::to_string(++step) + "\n\n";
+    };
+    return response;
+  };
+}
+
+TEST_F(HttpServerTest, StreamHeadSendsHeadersOnly) {
+  std::atomic<int> calls{0};
+  StartServer(Options(TwoEventStream(calls)));
+  CurlClient curl(CertFile());
+  CurlRequest head;
+  head.method = "HEAD";
+  head.url = Url("/events");
+
+  CurlResult head_result = curl.Perform(head);
+  CurlResult get_result = curl.Get(Url("/events"));
+
+  ASSERT_EQ(head_result.code, CURLE_OK) << head_result.error;
+  EXPECT_EQ(head_result.Header("transfer-encoding"), "chunked");
+  EXPECT_EQ(head_result.Header("content-length"), "");
+  EXPECT_EQ(head_result.body, "");
+  ASSERT_EQ(get_result.code, CURLE_OK) << get_result.error;
+  EXPECT_EQ(get_result.body, "data: 1\n\ndata: 2\n\n");
+  EXPECT_EQ(get_result.new_connections, 0);
+  EXPECT_EQ(calls.load(), 3) << "stream() runs for the GET only";
+}
+
+TEST_F(HttpServerTest, StreamToHttp10EndsWithClose) {
+  std::atomic<int> calls{0};
+  StartServer(Options(TwoEventStream(calls)));
+  TlsClient client(port_, CertFile());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write("GET /events HTTP/1.0\r\n\r\n"));
+
+  testing::ReadOutcome outcome = client.ReadUntilClosed(5s);
+
+  EXPECT_TRUE(outcome.closed);
+  EXPECT_TRUE(outcome.data.starts_with("HTTP/1.0 200 OK\r\n")) << outcome.data;
+  EXPECT_EQ(outcome.data.find("chunked"), std::string::npos) << outcome.data;
+  EXPECT_TRUE(outcome.data.ends_with("\r\n\r\ndata: 1\n\ndata: 2\n\n")) << outcome.data;
 }
 
 TEST_F(HttpServerTest, StreamEndsWhenClientLeaves) {
@@ -651,14 +702,68 @@ TEST_F(HttpServerTest, StopClosesIdleConnectionsAndEndsStreams) {
   EXPECT_EQ(streamed.body, "data: hello\n\n");
 }
 
+TEST_F(HttpServerTest, StopClosesConnectionsAfterShutdownTimeout) {
+  std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+  HttpServerOptions options = Options([&](http::Request& request) {
+    entered = true;
+    WaitFor([&] { return release.load(); }, 20s);
+    return http::JsonResponse(200, "too late");
+  });
+  options.shutdown_timeout = 200ms;
+  StartServer(options);
+  CurlResult result;
+  std::thread client([&] {
+    result = CurlClient(CertFile()).Get(Url("/stuck"));
+    release = true;  // the handler may return once the client has its result
+  });
+  ASSERT_TRUE(WaitFor([&] { return entered.load(); }, 10s));
+
+  auto started = std::chrono::steady_clock::now();
+  server_->Stop();
+  auto stop_duration = std::chrono::steady_clock::now() - started;
+  client.join();
+
+  EXPECT_NE(result.code, CURLE_OK) << "the connection should close without a response";
+  EXPECT_GE(stop_duration, 200ms);
+  EXPECT_LT(stop_duration, 10s);
+}
+
+TEST_F(HttpServerTest, ServesConcurrentClients) {
+  HttpServerOptions options = Options(Echo);
+  options.io_threads = 2;
+  options.handler_threads = 3;
+  StartServer(options);
+  std::atomic<int> succeeded{0};
+
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      CurlClient curl(CertFile());
+      for (int i = 0; i < 15; ++i) {
+        std::string path = "/client/" + std::to_string(c) + "/" + std::to_string(i);
+        CurlResult result = curl.Get(Url(path));
+        if (result.status == 200 && ParseObject(result.body)["path"] == boost::json::value(path)) {
+          ++succeeded;
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+
+  EXPECT_EQ(succeeded.load(), 6 * 15);
+}
+
 TEST_F(HttpServerTest, StopIsIdempotent) {
   StartServer(Options(Echo));
 
   server_->Stop();
   server_->Stop();
+  auto restarted = server_->Start();
   server_.reset();  // the destructor stops once more
 
   EXPECT_FALSE(TcpClient(port_).connected());
+  EXPECT_FALSE(restarted);
 }
 
 TEST_F(HttpServerTest, SilentClientsAreDisconnected) {

@@ -105,7 +105,7 @@ class TlsClient {
   // Reads until the server closes the connection (TLS close_notify or TCP
   // FIN) or `timeout` passes.
   ReadOutcome ReadUntilClosed(std::chrono::milliseconds timeout);
-  // Reads until `data` holds `marker` or `timeout` passes.
+  // Reads until the data received contains `marker` or `timeout` passes.
   std::string ReadUntil(std::string_view marker, std::chrono::milliseconds timeout);
 
  private:
@@ -115,7 +115,7 @@ class TlsClient {
   bool connected_ = false;
 };
 
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
+// Polls `condition` every 10 ms until it is true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
 }  // namespace puddle::testing

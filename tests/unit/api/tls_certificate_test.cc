@@ -138,7 +138,7 @@ TEST_F(TlsCertificateTest, WritesKeyPrivately) {
   ASSERT_TRUE(Ensure());
 
   EXPECT_EQ(ModeOf(key_), 0600u);
-  EXPECT_EQ(ModeOf(cert_), 0644u);
+  EXPECT_EQ(ModeOf(cert_), 0600u);
   // No temporary files are left beside them.
   size_t entries = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir_.File("tls"))) {

@@ -237,7 +237,7 @@ class ConnectProxy {
       return;
     }
     const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
-    if (write(client, established.data(), established.size()) < 0) return;
+    if (send(client, established.data(), established.size(), MSG_NOSIGNAL) < 0) return;
 
     pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
     char buffer[16384];
@@ -247,7 +247,7 @@ class ConnectProxy {
       for (int i = 0; i < 2; ++i) {
         if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
         ssize_t n = read(fds[i].fd, buffer, sizeof(buffer));
-        if (n <= 0 || write(fds[1 - i].fd, buffer, n) != n) closed = true;
+        if (n <= 0 || send(fds[1 - i].fd, buffer, n, MSG_NOSIGNAL) != n) closed = true;
       }
       if (closed) break;
     }

@@ -106,11 +106,4 @@ class CoreTest : public ::testing::Test {
   Actor admin_;  // an admin who owns no system
 };
 
-// Asserts on a Result and yields its value.
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                        \
-  auto PUDDLE_CONCAT(assigned_, __LINE__) = (expr);                            \
-  ASSERT_TRUE(PUDDLE_CONCAT(assigned_, __LINE__))                              \
-      << PUDDLE_CONCAT(assigned_, __LINE__).error().message;                   \
-  lhs = std::move(*PUDDLE_CONCAT(assigned_, __LINE__))
-
 }  // namespace puddle::testing

@@ -339,7 +339,7 @@ TEST_F(JobRunnerTest, HeartbeatKeepsJobFromReaper) {
   EXPECT_EQ(*reaped, 0);
   EXPECT_EQ(GetJob(job.id).state, JobState::kRunning);
 
-  // A heartbeat from a worker that no longer holds the claim does not count.
+  // A heartbeat from a worker without the claim does not count.
   auto stray = store_->Write([&](Tx& tx) { return tx.HeartbeatJobs({job.id}, "other/0"); });
   ASSERT_TRUE(stray) << stray.error().message;
   clock_.Advance(seconds(11));

@@ -218,7 +218,7 @@ TEST_F(SystemJobsTest, NeverReadyFailsAtStartTimeout) {
   auto took = std::chrono::steady_clock::now() - began;
   EXPECT_GE(took, seconds(1));
 
-  const std::string expected = "the product did not answer its health check within 1 s";
+  const std::string expected = "the product health check timed out after 1 s";
   System failed = GetSystem(system.id);
   EXPECT_EQ(failed.status, SystemStatus::kFailed);
   EXPECT_EQ(failed.product_status, ProductStatus::kUnhealthy);
@@ -264,7 +264,7 @@ TEST_F(SystemJobsTest, ProcessExitMakesSystemFailed) {
   ASSERT_TRUE(sessions[0].end.has_value());
   EXPECT_EQ(*sessions[0].end, clock_.Now());
 
-  // Recorded once: the next pass sees no running system.
+  // Recorded once: the next pass finds no running system.
   changed = reconcile_->RunOnce();
   ASSERT_TRUE(changed);
   EXPECT_EQ(*changed, 0);
@@ -321,7 +321,10 @@ TEST_F(SystemJobsTest, StopDuringHealthWaitSupersedesCreate) {
     return current.status == SystemStatus::kStarting &&
            fake_->CallCount(FakeCall::kCheckProduct) >= 1;
   });
-  if (waiting) MustRequest(alice_, system.id, OperationAction::kStop);
+  if (waiting) {
+    clock_.Advance(seconds(1));
+    MustRequest(alice_, system.id, OperationAction::kStop);
+  }
   worker.join();
   ASSERT_TRUE(waiting) << "the create job never reached its health wait";
 
@@ -339,6 +342,43 @@ TEST_F(SystemJobsTest, StopDuringHealthWaitSupersedesCreate) {
   EXPECT_EQ(operations[1].state, OperationState::kFailed);
   EXPECT_EQ(operations[1].error, "superseded by a later request");
   EXPECT_TRUE(ListSessions(system.id).empty());
+}
+
+// Regression: a create that failed for good after the user asked to delete
+// the system marked it failed, so the queued delete found it off its path and
+// did nothing. The later request must decide where the system ends.
+TEST_F(SystemJobsTest, DeleteDuringFailingCreateEndsDeleted) {
+  FakeProviderOptions options = QuickFake();
+  options.failure = FakeFailure::kFailsToStart;
+  // Create takes this long before it fails, which leaves time to ask for the delete.
+  options.call_delay = milliseconds(300);
+  UseFake(options);
+  System system = MustCreate(alice_, "lab");
+  Job create = ListActiveJobs(system.id).at(0);
+
+  std::thread worker([&] { runner_->RunOne("core-test/1"); });
+  bool creating = WaitFor(system.id, [&](const System& current) {
+    return current.status == SystemStatus::kProvisioning &&
+           fake_->CallCount(FakeCall::kCreate) == 1;
+  });
+  if (creating) {
+    clock_.Advance(seconds(1));
+    EXPECT_EQ(MustRequest(alice_, system.id, OperationAction::kDelete).status,
+              SystemStatus::kDeleting);
+  }
+  worker.join();
+  ASSERT_TRUE(creating) << "the create job never called the provider";
+
+  EXPECT_EQ(GetJob(create.id).state, JobState::kFailed);
+  EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kDeleting);
+  EXPECT_EQ(RunJobs(), 1);
+  EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kDeleted);
+  auto operations = ListOperations(system.id);
+  ASSERT_EQ(operations.size(), 2u);
+  EXPECT_EQ(operations[0].action, OperationAction::kDelete);
+  EXPECT_EQ(operations[0].state, OperationState::kSucceeded);
+  EXPECT_EQ(operations[1].action, OperationAction::kCreate);
+  EXPECT_EQ(operations[1].state, OperationState::kFailed);
 }
 
 TEST_F(SystemJobsTest, RebootAndRestartProductReturnToRunning) {

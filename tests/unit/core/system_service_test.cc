@@ -71,7 +71,7 @@ TEST_F(SystemServiceTest, CreateValidatesName) {
   }
   std::string too_long(64, 'a');
   for (std::string name :
-       {"", too_long.c_str(), "Lab", "lab_2", "lab-", "my lab", "lab.x", "l\xc3\xa4b", "lab\n"}) {
+       {"", too_long.c_str(), "Lab", "lab_2", "lab-", "my lab", "lab.x", "l\xc3\xa4" "b", "lab\n"}) {
     ExpectInvalid(Request(name), "name");
   }
 }
@@ -165,7 +165,7 @@ TEST_F(SystemServiceTest, OtherUsersSystemIsNotFound) {
   ASSERT_FALSE(sessions);
   EXPECT_EQ(sessions.error().code, ErrorCode::kNotFound);
 
-  // The refusals changed nothing.
+  // The rejected requests changed nothing.
   EXPECT_EQ(ListOperations(system.id).size(), 1u);
   EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kQueued);
 
@@ -206,6 +206,7 @@ TEST_F(SystemServiceTest, AdminSeesAllSystems) {
   EXPECT_EQ(listed.error().field, "query.owner");
 
   // An admin acting on another user's system is recorded with reason admin.
+  clock_.Advance(std::chrono::seconds(1));
   MustRequest(admin_, bobs.id, OperationAction::kDelete);
   auto operations = ListOperations(bobs.id);
   ASSERT_EQ(operations.size(), 2u);
@@ -219,11 +220,13 @@ TEST_F(SystemServiceTest, AdminSeesAllSystems) {
 TEST_F(SystemServiceTest, AdminMayUseAdminActionsOnOwnSystem) {
   System system = MustCreateRunning(admin_, "own");
 
+  clock_.Advance(std::chrono::seconds(1));
   System restarting = MustRequest(admin_, system.id, OperationAction::kRestartProduct);
   EXPECT_EQ(restarting.status, SystemStatus::kStarting);
   RunJobs();
   ASSERT_EQ(GetSystem(system.id).status, SystemStatus::kRunning);
 
+  clock_.Advance(std::chrono::seconds(1));
   System failed = MustRequest(admin_, system.id, OperationAction::kFail);
   EXPECT_EQ(failed.status, SystemStatus::kFailed);
   // Acting on their own system, the admin is the owner: reason user.
@@ -284,6 +287,7 @@ TEST_F(SystemServiceTest, FailMakesNoProviderCallAndClosesSession) {
   ASSERT_FALSE(ListSessions(system.id)[0].end.has_value());
 
   // A stop waits in the queue when the admin fails the system.
+  clock_.Advance(std::chrono::seconds(1));
   MustRequest(alice_, system.id, OperationAction::kStop);
   auto queued = ListActiveJobs(system.id);
   ASSERT_EQ(queued.size(), 1u);
@@ -331,6 +335,7 @@ TEST_F(SystemServiceTest, FailMakesNoProviderCallAndClosesSession) {
 
 TEST_F(SystemServiceTest, AutomaticFailNeedsNoUser) {
   System system = MustCreate(alice_, "lab");
+  clock_.Advance(std::chrono::seconds(1));
   auto failed = systems_->RequestAutomatic(system.id, OperationAction::kFail,
                                            OperationReason::kReconcile, "Machine lost");
   ASSERT_TRUE(failed) << failed.error().message;
@@ -451,7 +456,7 @@ class SystemListTest : public SystemServiceTest {
     return ids;
   }
 
-  // The order the contract asks for: by the sort key, then by id, in the
+  // The order the contract requires: by the sort key, then by id, in the
   // same direction.
   std::vector<std::string> Expected(const std::string& sort) {
     std::vector<System> systems;

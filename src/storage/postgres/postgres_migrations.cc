@@ -1,0 +1,184 @@
+#include "storage/postgres/postgres_migrations.h"
+
+namespace puddle::sql {
+
+// Times are Unix milliseconds (BIGINT), flags are 0/1 (INTEGER) and money is
+// DOUBLE PRECISION in the configured currency, so rows read the same as from
+// SQLite. Text columns that lists sort or page by use the "C" collation, which
+// orders by byte value as SQLite does, whatever the database's default locale.
+// The columns joined with them or referencing them use "C" too, because
+// PostgreSQL cannot compare text columns of two different collations.
+const std::vector<Migration>& PostgresMigrations() {
+  static const std::vector<Migration> migrations = {
+      {1, "initial schema", R"sql(
+CREATE TABLE settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE users (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  number BIGINT NOT NULL UNIQUE,
+  username TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+  disabled INTEGER NOT NULL DEFAULT 0,
+  password_hash TEXT NOT NULL DEFAULT '',
+  quota_systems BIGINT,
+  quota_running_systems BIGINT,
+  quota_monthly_budget DOUBLE PRECISION,
+  credential_generation BIGINT NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE api_keys (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+  name TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX api_keys_user ON api_keys(user_id, created_at);
+
+CREATE TABLE credentials (
+  hash TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('session', 'token')),
+  user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+  credential_generation BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX credentials_user ON credentials(user_id);
+
+CREATE TABLE login_failures (
+  username TEXT NOT NULL,
+  address TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX login_failures_username ON login_failures(username, at);
+
+CREATE TABLE products (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  label TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE product_versions (
+  product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
+  version TEXT COLLATE "C" NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (product_id, version)
+);
+
+CREATE TABLE images (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  product_id TEXT COLLATE "C" NOT NULL,
+  version TEXT COLLATE "C" NOT NULL,
+  provider TEXT NOT NULL,
+  status TEXT NOT NULL,
+  provider_image TEXT,
+  launch TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  FOREIGN KEY (product_id, version) REFERENCES product_versions(product_id, version)
+);
+
+CREATE TABLE system_types (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  label TEXT NOT NULL,
+  cpus BIGINT NOT NULL,
+  gpus BIGINT NOT NULL,
+  memory_mib BIGINT NOT NULL,
+  disk_gib BIGINT NOT NULL,
+  price_per_hour DOUBLE PRECISION NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  max_uptime_minutes BIGINT,
+  created_at BIGINT NOT NULL
+);
+
+CREATE TABLE systems (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  name TEXT COLLATE "C" NOT NULL,
+  owner_id TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+  product TEXT NOT NULL,
+  version TEXT NOT NULL,
+  system_type TEXT NOT NULL,
+  image_id TEXT NOT NULL,
+  status TEXT COLLATE "C" NOT NULL,
+  vm_status TEXT NOT NULL,
+  product_status TEXT NOT NULL,
+  price_per_hour DOUBLE PRECISION NOT NULL,
+  idle_timeout_minutes BIGINT NOT NULL,
+  provider TEXT NOT NULL,
+  provider_state TEXT NOT NULL DEFAULT '',
+  address TEXT NOT NULL DEFAULT '',
+  sealed_token TEXT NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  deleted_at BIGINT,
+  last_activity_at BIGINT
+);
+CREATE UNIQUE INDEX systems_owner_name ON systems(owner_id, name) WHERE status <> 'deleted';
+CREATE INDEX systems_created ON systems(created_at, id);
+CREATE INDEX systems_status ON systems(status);
+
+CREATE TABLE operations (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  system_id TEXT COLLATE "C" NOT NULL REFERENCES systems(id),
+  action TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  requested_by TEXT COLLATE "C",
+  state TEXT NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX operations_system ON operations(system_id, created_at);
+
+CREATE TABLE jobs (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  kind TEXT NOT NULL,
+  system_id TEXT NOT NULL,
+  operation_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  max_attempts INTEGER NOT NULL,
+  run_after BIGINT NOT NULL,
+  claimed_by TEXT NOT NULL DEFAULT '',
+  heartbeat_at BIGINT,
+  last_error TEXT NOT NULL DEFAULT '',
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX jobs_state ON jobs(state, run_after);
+CREATE INDEX jobs_system ON jobs(system_id, state);
+
+CREATE TABLE events (
+  sequence BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  system_id TEXT NOT NULL,
+  operation_id TEXT,
+  level TEXT NOT NULL,
+  message TEXT NOT NULL,
+  time BIGINT NOT NULL
+);
+CREATE INDEX events_system ON events(system_id, sequence);
+
+CREATE TABLE cost_sessions (
+  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+  system_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  product TEXT NOT NULL,
+  system_type TEXT NOT NULL,
+  start_at BIGINT NOT NULL,
+  end_at BIGINT,
+  price_per_hour DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX cost_sessions_system ON cost_sessions(system_id, start_at);
+CREATE INDEX cost_sessions_user ON cost_sessions(user_id, start_at);
+)sql"},
+  };
+  return migrations;
+}
+
+}  // namespace puddle::sql
