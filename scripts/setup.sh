@@ -7,11 +7,11 @@ build_packages=(
   cmake ninja-build ccache g++ pkg-config make
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev libsodium-dev
-  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev
+  libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libexpected-dev libhiredis-dev
   libgtest-dev libgmock-dev
 )
 run_packages=(jupyter-notebook procps iproute2 iptables ca-certificates)
-test_packages=(curl sqlite3 python3 openssl postgresql-15)
+test_packages=(curl sqlite3 python3 openssl postgresql-15 redis-server)
 
 wanted=("${build_packages[@]}" "${run_packages[@]}")
 if [ "${1:-}" = "--test" ]; then

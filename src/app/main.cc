@@ -26,16 +26,26 @@ struct ServerFlags {
   int workers = -1;
 };
 
-void AddServerFlags(CLI::App& command, ServerFlags& flags, bool with_listen) {
+// The optional server flags a command takes.
+struct ServerFlagSet {
+  bool listen = false;
+  bool workers = false;
+  const char* workers_help = "";
+};
+
+void AddServerFlags(CLI::App& command, ServerFlags& flags, const ServerFlagSet& set) {
   command.add_option("--config", flags.config_path,
                      "Config file (default: $PUDDLE_CONFIG_DIR/config.yaml, else "
                      "/etc/puddle/config.yaml when present)");
   command.add_option("--data-dir", flags.data_dir,
-                     "Directory for the database, certificate and systems (default ./puddle-data)");
-  if (with_listen) {
+                     "Directory for the SQLite database, certificate and systems (default "
+                     "./puddle-data)");
+  if (set.listen) {
     command.add_option("--listen", flags.listen, "HTTPS address HOST:PORT (default 127.0.0.1:8443)");
-    command.add_option("--workers", flags.workers,
-                       "Job workers in this process; 0 serves the API only (default 4)");
+  }
+  if (set.workers) {
+    command.add_option("--workers", flags.workers, set.workers_help)
+        ->check(CLI::NonNegativeNumber);
   }
 }
 
@@ -58,6 +68,16 @@ int ConfigError(const puddle::Error& error) {
   return 1;
 }
 
+// Loads the config and runs `command` with it; returns the exit code.
+int RunServerCommand(const ServerFlags& flags, int (*command)(const puddle::Config&)) {
+  auto config = LoadWithFlags(flags);
+  if (!config) return ConfigError(config.error());
+  if (config->log_level == "debug" || config->log_level == "trace") {
+    puddle::log::SetLevel(puddle::log::Level::kDebug);
+  }
+  return command(*config);
+}
+
 std::string ReadPasswordFromStdin() {
   std::string password;
   std::getline(std::cin, password);
@@ -72,13 +92,14 @@ int main(int argc, char** argv) {
   }
   umask(077);
 
-  // Block termination signals before any thread starts, so `serve` receives
-  // them with sigwait and shuts down in order.
+  // Block termination signals before any thread starts, so `serve` and
+  // `worker` receive them with sigwait and shut down in order.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  bool serving = argc >= 2 && std::string(argv[1]) == "serve";
+  std::string subcommand = argc >= 2 ? argv[1] : "";
+  bool serving = subcommand == "serve" || subcommand == "worker";
   if (serving) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -88,18 +109,22 @@ int main(int argc, char** argv) {
 
   ServerFlags serve_flags;
   auto* serve = app.add_subcommand("serve", "Run the API, web pages, workers and loops");
-  AddServerFlags(*serve, serve_flags, true);
-  serve->callback([&] {
-    auto config = LoadWithFlags(serve_flags);
-    if (!config) {
-      exit_code = ConfigError(config.error());
-      return;
-    }
-    if (config->log_level == "debug" || config->log_level == "trace") {
-      puddle::log::SetLevel(puddle::log::Level::kDebug);
-    }
-    exit_code = puddle::Serve(*config);
-  });
+  AddServerFlags(*serve, serve_flags,
+                 {.listen = true,
+                  .workers = true,
+                  .workers_help = "Job workers in this process, overriding the config's workers; "
+                                  "0 serves the API and runs no job (default 4)"});
+  serve->callback([&] { exit_code = RunServerCommand(serve_flags, puddle::Serve); });
+
+  ServerFlags worker_flags;
+  auto* worker = app.add_subcommand(
+      "worker", "Run job workers and loops without the API, sharing the PostgreSQL store of "
+                "`puddle serve`");
+  AddServerFlags(*worker, worker_flags,
+                 {.workers = true,
+                  .workers_help = "Job workers in this process, overriding the config's workers "
+                                  "(default 4)"});
+  worker->callback([&] { exit_code = RunServerCommand(worker_flags, puddle::RunWorker); });
 
   auto* config_command = app.add_subcommand("config", "Inspect the configuration");
   config_command->require_subcommand(1);
@@ -127,7 +152,7 @@ int main(int argc, char** argv) {
   auto* reset = user->add_subcommand(
       "reset-password", "Set a new password for NAME and end their sessions; prints it unless "
                         "--password-stdin");
-  AddServerFlags(*reset, user_flags, false);
+  AddServerFlags(*reset, user_flags, {});
   reset->add_option("name", username, "User name")->required();
   reset->add_flag("--password-stdin", password_stdin, "Read the new password from standard input");
   reset->callback([&] {

@@ -191,7 +191,8 @@ void Checker::ResolveParts() {
   std::vector<const PartDefinition*> order;
   std::map<const PartDefinition*, std::vector<Entry*>> entries_by_part;
   for (Entry& entry : entries_) {
-    if (entry.part->key_class == KeyClass::kUsed) continue;
+    bool switched = entry.part->part_switch != PartSwitch::kNone;
+    if (entry.part->key_class == KeyClass::kUsed && !switched) continue;
     auto& group = entries_by_part[entry.part];
     if (group.empty()) order.push_back(entry.part);
     group.push_back(&entry);
@@ -201,6 +202,10 @@ void Checker::ResolveParts() {
     const std::vector<Entry*>& group = entries_by_part[part];
     if (part->key_class == KeyClass::kRefused) {
       ResolveRefusedPart(*part, group);
+      continue;
+    }
+    if (part->key_class == KeyClass::kUsed) {
+      ResolveSwitchedUsedPart(*part, group);
       continue;
     }
     std::string label;
@@ -246,6 +251,7 @@ void Checker::ResolveRefusedPart(const PartDefinition& part, const std::vector<E
       switched_on = std::any_of(group.begin(), group.end(),
                                 [](const Entry* entry) { return HasValue(entry->value); });
       break;
+    case PartSwitch::kKeyEquals:
     case PartSwitch::kNone: break;
   }
 
@@ -265,6 +271,35 @@ void Checker::ResolveRefusedPart(const PartDefinition& part, const std::vector<E
   } else {
     AddProblem(switch_entry->line, switch_entry->spelling, part.reason);
   }
+}
+
+// The switch key of a switched used part is always read (its reader rejects
+// values other than the known ones). The other keys are read only while the
+// switch key contains the switch value.
+void Checker::ResolveSwitchedUsedPart(const PartDefinition& part,
+                                      const std::vector<Entry*>& group) {
+  const Entry* switch_entry = nullptr;
+  for (const Entry* entry : group) {
+    if (!entry->duplicate && entry->key != nullptr && entry->key->key == part.switch_key) {
+      switch_entry = entry;
+    }
+  }
+  bool switched_on = switch_entry != nullptr && switch_entry->value.IsScalar() &&
+                     switch_entry->value.Scalar() == part.switch_value;
+  if (switched_on) return;
+
+  bool others = false;
+  for (Entry* entry : group) {
+    if (entry == switch_entry || (entry->key != nullptr && entry->key->key == part.switch_key)) {
+      continue;
+    }
+    entry->key_class = KeyClass::kIgnored;
+    others = true;
+  }
+  if (!others) return;
+  AddWarning(group.front()->line, std::string(part.name) + ".*",
+             "ignored because " + std::string(part.switch_key) + " is not " +
+                 std::string(part.switch_value) + ", so " + std::string(part.reason));
 }
 
 void Checker::ReadUsedKeys() {
@@ -297,6 +332,20 @@ void Checker::ApplyEnvironment(const std::vector<std::pair<std::string, std::str
 }
 
 void Checker::CheckAcrossKeys() {
+  // PostgreSQL: libpq would fall back to a Unix socket and the operating
+  // system user, which is never what a shared store means.
+  if (config_.database.IsPostgres()) {
+    int line = LineOfKey("db.connection.drivername");
+    if (config_.database.host.empty()) {
+      AddProblem(line, "db.connection.host",
+                 "missing; set the PostgreSQL server's host name or IP address, or set "
+                 "db.connection.drivername to sqlite for the embedded store");
+    }
+    if (config_.database.user.empty()) {
+      AddProblem(line, "db.connection.user", "missing; set the PostgreSQL user Puddle connects as");
+    }
+  }
+
   // TLS: a certificate without its key (or the reverse) cannot serve HTTPS.
   // Presence in the file counts, so that a missing certificate file is one problem, not two.
   const Entry* cert = FindEntry("tls.certFile");

@@ -66,6 +66,7 @@ class Checker {
   void CheckSectionAliases();
   void ResolveParts();
   void ResolveRefusedPart(const PartDefinition& part, const std::vector<Entry*>& entries);
+  void ResolveSwitchedUsedPart(const PartDefinition& part, const std::vector<Entry*>& entries);
   void ReadUsedKeys();
 
   void AddProblem(int line, std::string_view key, std::string_view text);

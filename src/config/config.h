@@ -37,6 +37,23 @@ struct LocalProviderConfig {
   bool require_firewall = false;
 };
 
+// The store: the embedded SQLite file under dataDir, or a PostgreSQL server
+// that every Puddle process of the installation shares (db.connection.*).
+struct DatabaseConfig {
+  // "sqlite" or "postgres" (db.connection.drivername); the db.connection keys
+  // below are read only with "postgres".
+  std::string driver = "sqlite";
+  std::string host;
+  int64_t port = 5432;
+  std::string user;
+  std::string dbname = "puddle";
+  // libpq sslmode: disable, allow, prefer, require, verify-ca or verify-full.
+  std::string sslmode = "require";
+  std::string password;  // secret
+
+  bool IsPostgres() const { return driver == "postgres"; }
+};
+
 // One key as read, for `puddle config check`.
 struct ConfigKeyReport {
   std::string key;       // canonical dotted name ("redis.connections.address")
@@ -65,6 +82,7 @@ struct Config {
   std::string vm_name_regexp = "^[-0-9a-z]*[0-9a-z]$";  // vmNameRegexp
   int64_t workers = 4;                      // redis.workersCount / workers
   std::string log_level = "info";           // logs.level
+  DatabaseConfig database;                  // db.connection.*
   LocalProviderConfig local;                // providers.local.*
   bool fake_provider_enabled = false;       // providers.fake.enabled
 

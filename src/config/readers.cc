@@ -315,6 +315,63 @@ std::optional<ValueProblem> ReadLogLevel(const ConfigValue& value, Config& confi
   return std::nullopt;
 }
 
+std::optional<ValueProblem> ReadDatabaseDriver(const ConfigValue& value, Config& config) {
+  if (value.text != "postgres" && value.text != "sqlite") {
+    return Problem("invalid value " + Quoted(value.text) +
+                   ": expected postgres, or sqlite for the embedded store under dataDir");
+  }
+  config.database.driver = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadDatabaseHost(const ConfigValue& value, Config& config) {
+  const std::string& host = value.text;
+  if (!IsHostName(host) && !IsIpv4(host) && !IsIpv6(host)) {
+    return Problem("invalid value " + Quoted(host) +
+                   ": expected one host name or IP address, such as postgres.example.com or "
+                   "10.0.0.5");
+  }
+  config.database.host = host;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadDatabasePort(const ConfigValue& value, Config& config) {
+  if (value.number < 1 || value.number > 65535) {
+    return Problem("invalid value " + std::to_string(value.number) +
+                   ": expected a port between 1 and 65535");
+  }
+  config.database.port = value.number;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadDatabaseUser(const ConfigValue& value, Config& config) {
+  if (value.text.empty()) return Problem("must not be empty; name the PostgreSQL user");
+  config.database.user = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadDatabaseName(const ConfigValue& value, Config& config) {
+  if (value.text.empty()) return Problem("must not be empty; remove the key to use puddle");
+  config.database.dbname = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadDatabaseSslMode(const ConfigValue& value, Config& config) {
+  static const std::set<std::string, std::less<>> kModes = {
+      "disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+  if (!kModes.contains(value.text)) {
+    return Problem("invalid value " + Quoted(value.text) +
+                   ": expected disable, allow, prefer, require, verify-ca or verify-full");
+  }
+  config.database.sslmode = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadDatabasePassword(const ConfigValue& value, Config& config) {
+  config.database.password = value.text;
+  return std::nullopt;
+}
+
 std::optional<ValueProblem> ReadLocalEnabled(const ConfigValue& value, Config& config) {
   config.local.enabled = value.flag;
   return std::nullopt;

@@ -27,6 +27,13 @@ std::optional<ValueProblem> ReadCurrency(const ConfigValue& value, Config& confi
 std::optional<ValueProblem> ReadVmNameRegexp(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadWorkers(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLogLevel(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabaseDriver(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabaseHost(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabasePort(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabaseUser(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabaseName(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabaseSslMode(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadDatabasePassword(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalEnabled(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalUidRange(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalStopGraceSeconds(const ConfigValue& value, Config& config);

@@ -48,9 +48,13 @@ Each key belongs to one of three classes:
   it.
 - **refused**: a key of a part of the original product that Puddle does not
   have yet. While the part is switched off (its `enabled` key false or missing;
-  for `db.connection` and `redis.connections`, no connection given) its keys are
-  ignored with a warning. While it is switched on, Puddle refuses to start and
-  says how to run without it.
+  for `redis.connections`, no address given) its keys are ignored with a
+  warning. While it is switched on, Puddle refuses to start and says how to run
+  without it.
+
+The `db.connection` keys are used only while `db.connection.drivername` is
+`postgres`; otherwise Puddle runs on the embedded SQLite store and ignores the
+other `db.connection` keys with a warning.
 
 Puddle refuses to start when:
 
@@ -139,9 +143,16 @@ std::string SwitchSentence(const PartDefinition& part) {
     case PartSwitch::kNonEmptyKey:
       return "Refused when `" + std::string(part.switch_key) + "` is set: ";
     case PartSwitch::kAnyValue: return "Refused when any of its keys has a value: ";
+    case PartSwitch::kKeyEquals:
     case PartSwitch::kNone: break;
   }
   return {};
+}
+
+std::string UsedWhenSentence(const PartDefinition& part) {
+  return "Used when `" + std::string(part.switch_key) + "` is `" +
+         std::string(part.switch_value) + "`. While it is not, the other keys are ignored " +
+         "with a warning, and " + std::string(part.reason) + ".";
 }
 
 std::string Capitalized(std::string_view text) {
@@ -181,6 +192,43 @@ std::vector<std::string> SplitKey(std::string_view key) {
   return segments;
 }
 
+// Renders `keys` as nested YAML with each key's meaning as a comment. With a
+// `prefix` of "# ", every line is commented out and each key shows its example
+// value, else its default.
+std::string ExampleKeys(const std::vector<KeyDefinition>& keys, const std::string& prefix) {
+  std::string out;
+  std::vector<std::string> open_sections;
+  for (const KeyDefinition& key : keys) {
+    std::vector<std::string> segments = SplitKey(key.key);
+    std::vector<std::string> sections(segments.begin(), segments.end() - 1);
+
+    // Close the sections this key is not in, then open the ones it needs.
+    size_t shared = 0;
+    while (shared < open_sections.size() && shared < sections.size() &&
+           open_sections[shared] == sections[shared]) {
+      ++shared;
+    }
+    open_sections.resize(shared);
+    out += prefix.empty() ? "\n" : "#\n";
+    for (size_t depth = shared; depth < sections.size(); ++depth) {
+      out += prefix + std::string(2 * depth, ' ') + sections[depth] + ":\n";
+      open_sections.push_back(sections[depth]);
+    }
+
+    std::string indent(2 * sections.size(), ' ');
+    AppendComment(out, prefix + indent, key.meaning);
+    if (!prefix.empty()) {
+      std::string_view value = key.example.empty() ? key.default_value : key.example;
+      out += prefix + indent + segments.back() + ": " + std::string(value) + "\n";
+    } else if (!key.default_value.empty()) {
+      out += indent + segments.back() + ": " + std::string(key.default_value) + "\n";
+    } else {
+      out += indent + "# " + segments.back() + ": " + std::string(key.example) + "\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RenderReferenceMarkdown() {
@@ -189,6 +237,12 @@ std::string RenderReferenceMarkdown() {
 
   out += "\n## Keys Puddle uses\n\n";
   out += KeyTable(parts.front().keys);
+  for (const PartDefinition& part : parts) {
+    if (part.key_class != KeyClass::kUsed || part.part_switch != PartSwitch::kKeyEquals) continue;
+    out += "\n### " + PartTitle(part) + ": " + std::string(part.feature) + "\n\n";
+    out += UsedWhenSentence(part) + "\n\n";
+    out += KeyTable(part.keys);
+  }
 
   out +=
       "\n## Refused until built\n\n"
@@ -227,31 +281,13 @@ std::string RenderExampleConfig() {
       "# original product's keys that Puddle ignores or refuses until built.\n"
       "# Check a file with `puddle config check`.\n";
 
-  std::vector<std::string> open_sections;
-  for (const KeyDefinition& key : ConfigParts().front().keys) {
-    std::vector<std::string> segments = SplitKey(key.key);
-    std::vector<std::string> sections(segments.begin(), segments.end() - 1);
-
-    // Close the sections this key is not in, then open the ones it needs.
-    size_t shared = 0;
-    while (shared < open_sections.size() && shared < sections.size() &&
-           open_sections[shared] == sections[shared]) {
-      ++shared;
-    }
-    open_sections.resize(shared);
+  out += ExampleKeys(ConfigParts().front().keys, "");
+  for (const PartDefinition& part : ConfigParts()) {
+    if (part.key_class != KeyClass::kUsed || part.part_switch != PartSwitch::kKeyEquals) continue;
     out += "\n";
-    for (size_t depth = shared; depth < sections.size(); ++depth) {
-      out += std::string(2 * depth, ' ') + sections[depth] + ":\n";
-      open_sections.push_back(sections[depth]);
-    }
-
-    std::string indent(2 * sections.size(), ' ');
-    AppendComment(out, indent, key.meaning);
-    if (!key.default_value.empty()) {
-      out += indent + segments.back() + ": " + std::string(key.default_value) + "\n";
-    } else {
-      out += indent + "# " + segments.back() + ": " + std::string(key.example) + "\n";
-    }
+    AppendComment(out, "", UsedWhenSentence(part) + " Uncomment to use " +
+                               std::string(part.feature) + ".");
+    out += ExampleKeys(part.keys, "# ");
   }
   return out;
 }

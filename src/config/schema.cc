@@ -165,24 +165,68 @@ PartDefinition UsedPart() {
       }};
 }
 
+// The original product's PostgreSQL keys, read while drivername is postgres.
+PartDefinition DatabasePart() {
+  return {
+      .name = "db.connection",
+      .key_class = KeyClass::kUsed,
+      .reason = "Puddle uses the embedded SQLite store under dataDir, which allows one Puddle "
+                "process",
+      .feature = "the PostgreSQL store",
+      .part_switch = PartSwitch::kKeyEquals,
+      .switch_key = "db.connection.drivername",
+      .switch_value = "postgres",
+      .keys = {
+          {.key = "db.connection.drivername",
+           .type = T::kString,
+           .default_value = "sqlite",
+           .meaning = "Store: sqlite (the embedded SQLite file under dataDir, for one Puddle "
+                      "process) or postgres (a PostgreSQL server that every serve and worker "
+                      "process of the installation shares).",
+           .read = ReadDatabaseDriver,
+           .example = "postgres"},
+          {.key = "db.connection.host",
+           .type = T::kString,
+           .meaning = "Host name or IP address of the PostgreSQL server; required with "
+                      "postgres.",
+           .read = ReadDatabaseHost,
+           .example = "postgres.example.com"},
+          {.key = "db.connection.port",
+           .type = T::kInt,
+           .default_value = "5432",
+           .meaning = "TCP port of the PostgreSQL server.",
+           .read = ReadDatabasePort},
+          {.key = "db.connection.user",
+           .type = T::kString,
+           .meaning = "PostgreSQL user Puddle connects as; required with postgres. It needs "
+                      "to create tables in the database.",
+           .read = ReadDatabaseUser,
+           .example = "puddle"},
+          {.key = "db.connection.dbname",
+           .type = T::kString,
+           .default_value = "puddle",
+           .meaning = "Database name; the database must exist.",
+           .read = ReadDatabaseName},
+          {.key = "db.connection.sslmode",
+           .type = T::kString,
+           .default_value = "require",
+           .meaning = "libpq sslmode: disable, allow, prefer, require, verify-ca or "
+                      "verify-full. require encrypts the connection without checking the "
+                      "server's certificate (unless ~/.postgresql/root.crt exists); "
+                      "verify-full also checks the certificate and the host name.",
+           .read = ReadDatabaseSslMode},
+          {.key = "db.connection.password",
+           .type = T::kString,
+           .meaning = "Password of the PostgreSQL user. When unset, libpq reads PGPASSWORD "
+                      "or ~/.pgpass.",
+           .secret = kSecret,
+           .read = ReadDatabasePassword,
+           .example = "CHANGEME"},
+      }};
+}
+
 std::vector<PartDefinition> RefusedParts() {
   std::vector<PartDefinition> parts;
-  parts.push_back(
-      {.name = "db.connection",
-       .key_class = KeyClass::kRefused,
-       .reason = "the PostgreSQL store is not built yet; remove db.connection to use the "
-                 "embedded SQLite store under dataDir",
-       .feature = "the PostgreSQL store",
-       .part_switch = PartSwitch::kAnyValue,
-       .keys = {
-           {"db.connection.drivername", T::kString, "postgres", "Database driver; only postgres."},
-           {"db.connection.host", T::kString, "", "PostgreSQL host."},
-           {"db.connection.port", T::kInt, "5432", "PostgreSQL port."},
-           {"db.connection.user", T::kString, "", "PostgreSQL user."},
-           {"db.connection.dbname", T::kString, "puddle", "PostgreSQL database name."},
-           {"db.connection.sslmode", T::kString, "require", "libpq sslmode."},
-           {"db.connection.password", T::kString, "", "PostgreSQL password.", {}, kSecret},
-       }});
   parts.push_back(
       {.name = "redis.connections",
        .key_class = KeyClass::kRefused,
@@ -754,6 +798,7 @@ bool ApplySpellingRulesOnce(std::vector<std::string>& spellings) {
 std::vector<PartDefinition> BuildParts() {
   std::vector<PartDefinition> parts;
   parts.push_back(UsedPart());
+  parts.push_back(DatabasePart());
   for (auto& part : RefusedParts()) parts.push_back(std::move(part));
   for (auto& part : IgnoredParts()) parts.push_back(std::move(part));
 

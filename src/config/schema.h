@@ -1,7 +1,9 @@
 // The config.yaml schema: every key Puddle accepts, declared once in schema.cc.
 //
 // Keys are grouped into parts. The part of Puddle's own settings is `used`: the
-// loader reads and checks every value and stores it in Config. The other parts
+// loader reads and checks every value and stores it in Config. A used part with
+// a switch (db.connection) is read only while its switch key has its switch
+// value; otherwise its other keys are ignored with a warning. The other parts
 // hold the original product's keys. An `ignored` part is accepted with a
 // warning saying why Puddle has no use for it. A `refused` part is a feature
 // Puddle does not have yet: it is accepted and ignored while switched off
@@ -34,12 +36,13 @@ enum class ValueType {
 
 enum class KeyClass { kUsed, kIgnored, kRefused };
 
-// Condition that switches a refused part on.
+// Condition that switches a refused part, or a switched used part, on.
 enum class PartSwitch {
-  kNone,         // ignored parts: never switched on
+  kNone,         // ignored parts and Puddle's own keys: never switched
   kEnabledTrue,  // its `enabled` key is true
   kNonEmptyKey,  // its switch key contains a non-empty string
   kAnyValue,     // any of its keys contains a non-empty value
+  kKeyEquals,    // its switch key contains `switch_value` (used parts only)
 };
 
 // A value after its type was checked. Only the field of the key's type is set.
@@ -90,12 +93,15 @@ struct PartDefinition {
   std::string_view name;  // dotted prefix ("auth.ldap") or a group title ("log files")
   KeyClass key_class = KeyClass::kUsed;
   // Ignored parts: why Puddle has no use for them. Refused parts: what is not
-  // built yet and how to run without it.
+  // built yet and how to run without it. Switched used parts: what Puddle
+  // uses instead while the part is switched off.
   std::string_view reason;
   // Refused parts: the missing feature in a few words ("LDAP login").
   std::string_view feature = {};
   PartSwitch part_switch = PartSwitch::kNone;
-  std::string_view switch_key = {};  // canonical key for kEnabledTrue and kNonEmptyKey
+  // Canonical key for kEnabledTrue, kNonEmptyKey and kKeyEquals.
+  std::string_view switch_key = {};
+  std::string_view switch_value = {};  // kKeyEquals only
   // Any key under `name` is accepted and ignored, declared or not.
   bool open = false;
   std::vector<KeyDefinition> keys = {};
@@ -104,7 +110,8 @@ struct PartDefinition {
   bool is_section = false;
 };
 
-// Every part, in the order of the reference doc; the first is Puddle's own keys.
+// Every part, in the order of the reference doc; the first is Puddle's own
+// keys, followed by the switched used parts.
 const std::vector<PartDefinition>& ConfigParts();
 
 // The key that `spelling` (any accepted spelling) names, or null.

@@ -55,6 +55,9 @@ struct Observation {
   std::string exit_description;
   // Last lines of the product's output, for events when it died.
   std::string last_log_lines;
+  // Latest time the machine is known to have been running, when the provider
+  // can tell: for kHostRestarted, the moment the host booted again.
+  std::optional<TimePoint> gone_at;
 };
 
 // A resource the provider found carrying this installation's tag.

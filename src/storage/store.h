@@ -7,6 +7,7 @@
 // duration of the callback.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -110,6 +111,12 @@ class Tx {
   // Systems.
   Status InsertSystem(const System& system);
   Result<std::optional<System>> GetSystem(const std::string& id);
+  // GetSystem for a read-check-write: on PostgreSQL the row stays locked
+  // (SELECT ... FOR UPDATE) until the transaction ends, so a concurrent
+  // transaction that does the same waits and then reads this one's write. On
+  // SQLite it equals GetSystem, because write transactions already run one at
+  // a time. Call it only inside Store::Write.
+  Result<std::optional<System>> GetSystemForUpdate(const std::string& id);
   Result<Page<System>> ListSystems(const SystemFilter& filter, const PageRequest& page);
   // Systems in any of `statuses`, for the periodic loops.
   Result<std::vector<System>> ListSystemsByStatus(const std::vector<SystemStatus>& statuses);
@@ -139,6 +146,21 @@ class Tx {
   // Running jobs whose heartbeat is older than `before`.
   Result<std::vector<Job>> ListSilentJobs(TimePoint before);
   Result<std::optional<TimePoint>> NextRunnableJobTime();
+  // Ids of the queued jobs that ClaimJob could take now (run_after reached, no
+  // running job of the same system) and that were last updated before
+  // `updated_before`, in claim order, at most `limit`.
+  Result<std::vector<std::string>> ListUnclaimedJobIds(TimePoint updated_before, int limit);
+
+  // Leases: named claims with an expiry that keep a periodic loop running in
+  // one process at a time when several processes share the store.
+  // Takes lease `name` for `holder`, or renews it when `holder` has it, until
+  // Now() + `ttl`. Returns false, changing nothing, while another holder's
+  // lease has not expired. Atomic on every dialect.
+  Result<bool> TryAcquireLease(const std::string& name, const std::string& holder,
+                               std::chrono::milliseconds ttl);
+  // Ends `holder`'s lease `name`, so another holder may take it at once. Does
+  // nothing when `holder` does not have it.
+  Status ReleaseLease(const std::string& name, const std::string& holder);
 
   // Events.
   Result<Event> InsertEvent(const std::string& system_id,

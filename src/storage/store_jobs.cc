@@ -182,6 +182,20 @@ Result<std::vector<Job>> Tx::ListSilentJobs(TimePoint before) {
   return jobs;
 }
 
+Result<std::vector<std::string>> Tx::ListUnclaimedJobIds(TimePoint updated_before, int limit) {
+  // The same conditions as ClaimJob's, so each id was claimable when listed.
+  PUDDLE_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.run_after <= $1 "
+                "AND j.updated_at < $2 AND NOT EXISTS (SELECT 1 FROM jobs r "
+                "WHERE r.system_id = j.system_id AND r.state = 'running') "
+                "ORDER BY j.run_after, j.created_at, j.id LIMIT $3",
+                {Millis(Now()), Millis(updated_before), int64_t{limit}}));
+  std::vector<std::string> ids;
+  for (const auto& row : rows) ids.push_back(row.Text(0));
+  return ids;
+}
+
 Result<std::optional<TimePoint>> Tx::NextRunnableJobTime() {
   PUDDLE_ASSIGN_OR_RETURN(auto rows,
                           db_.Query("SELECT MIN(run_after) FROM jobs WHERE state = 'queued'", {}));

@@ -117,6 +117,17 @@ Result<std::optional<System>> Tx::GetSystem(const std::string& id) {
   return std::optional<System>(ReadSystem(rows[0]));
 }
 
+Result<std::optional<System>> Tx::GetSystemForUpdate(const std::string& id) {
+  if (Dialect() != "postgres") return GetSystem(id);
+  PUDDLE_ASSIGN_OR_RETURN(
+      auto rows, db_.Query(std::string("SELECT ") + kSystemColumns +
+                               " FROM systems s JOIN users u ON u.id = s.owner_id WHERE s.id = $1 "
+                               "FOR UPDATE OF s",
+                           {id}));
+  if (rows.empty()) return std::optional<System>();
+  return std::optional<System>(ReadSystem(rows[0]));
+}
+
 Result<Page<System>> Tx::ListSystems(const SystemFilter& filter, const PageRequest& page) {
   int limit = PageLimit(page.limit);
   SortSpec sort = ParseSort(filter.sort);

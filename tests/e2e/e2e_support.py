@@ -2,10 +2,12 @@
 
 Each test file starts its own `puddle serve` on a free loopback port with a
 temporary data directory and talks to it over HTTPS, trusting the generated
-certificate. At the end it stops everything it started: the systems it
-created (through the API), the server (SIGTERM) and any product process left
-behind, found by PUDDLE_SYSTEM_ID or PUDDLE_INSTALLATION_ID in its
-environment.
+certificate. A test class with store = "postgres" first starts a throwaway
+PostgreSQL (tests/support/pg_throwaway.sh), points Puddle at it, and runs the
+jobs in a separate `puddle worker` process. At the end it stops everything it
+started: the systems it created (through the API), the server and worker
+(SIGTERM), any product process left behind, found by PUDDLE_SYSTEM_ID or
+PUDDLE_INSTALLATION_ID in its environment, and PostgreSQL.
 
 Only the Python standard library is used. Run the tests with /usr/bin/python3
 as root: the local provider drops privileges to an unprivileged uid, which
@@ -34,6 +36,10 @@ SESSION_COOKIE = "__Host-puddle_session"
 # Set by parse_arguments() before unittest runs.
 BINARY = None
 KEEP_DATA = False
+
+PG_THROWAWAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support",
+                            "pg_throwaway.sh")
+PSQL = "/usr/lib/postgresql/15/bin/psql"
 
 # A product for tests that need a system but not Jupyter: a small HTTP server
 # that returns 200 to every GET, so the health check at <basePath><healthPath>
@@ -206,6 +212,84 @@ def kill_processes(pids):
             pass
 
 
+# --- PostgreSQL ----------------------------------------------------------
+
+def require_postgres(test_case_class):
+    """Skip a test class unless the PostgreSQL 15 server binaries are installed."""
+    if not os.access(PSQL, os.X_OK):
+        return unittest.skip("PostgreSQL 15 is not installed; install postgresql-15 "
+                             "(scripts/setup.sh does)")(test_case_class)
+    return test_case_class
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL server on 127.0.0.1 with a database `puddle`, in a temporary directory.
+
+    With tls=True the server also accepts TLS, with a self-signed certificate.
+    The script's watchdog stops the server if this test process dies first.
+    """
+
+    def __init__(self, tls=False):
+        self.tls = tls
+        self.values = {}
+
+    @property
+    def port(self):
+        return int(self.values["PG_PORT"])
+
+    @property
+    def password(self):
+        return self.values["PG_PASSWORD"]
+
+    def start(self):
+        last_error = None
+        # Another process may take the port before the server binds it.
+        for _ in range(3):
+            command = [PG_THROWAWAY, "start"] + (["--tls"] if self.tls else []) + [
+                str(free_port()), str(os.getpid())]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            if result.returncode == 0:
+                self.values = dict(line.split("=", 1) for line in result.stdout.splitlines()
+                                   if "=" in line)
+                return
+            last_error = result.stderr
+        raise RuntimeError(f"pg_throwaway.sh start failed:\n{last_error}")
+
+    def stop(self):
+        directory = self.values.get("PG_DIR")
+        if directory:
+            subprocess.run([PG_THROWAWAY, "stop", directory], capture_output=True, timeout=60)
+            watchdog = self.values.get("PG_WATCHDOG_PID")
+            if watchdog:
+                try:
+                    os.killpg(int(watchdog), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        self.values = {}
+
+    def config_text(self, sslmode="disable", port=None):
+        """Return the db.connection section that points Puddle at this server."""
+        return ("db:\n"
+                "  connection:\n"
+                "    drivername: postgres\n"
+                "    host: 127.0.0.1\n"
+                f"    port: {port or self.port}\n"
+                "    user: postgres\n"
+                f"    password: '{self.password}'\n"
+                "    dbname: puddle\n"
+                f"    sslmode: {sslmode}\n")
+
+    def query(self, sql):
+        """Run one SQL statement in database puddle; return its rows as lists of text."""
+        environment = dict(os.environ, PGPASSWORD=self.password, PGSSLMODE="disable")
+        result = subprocess.run([PSQL, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                                 "-d", "puddle", "-qAt", "-F", "\t", "-c", sql],
+                                capture_output=True, text=True, env=environment, timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError(f"psql {sql!r} failed: {result.stderr}")
+        return [line.split("\t") for line in result.stdout.splitlines() if line]
+
+
 # --- HTTP ----------------------------------------------------------------
 
 class Reply:
@@ -315,10 +399,17 @@ class Client:
 # --- the server ----------------------------------------------------------
 
 class PuddleServer:
-    """One `puddle serve` process with its own temporary data directory."""
+    """One `puddle serve` process with its own temporary data directory.
 
-    def __init__(self, workdir, config_text=None):
+    serve_arguments are added to the command line, such as --workers 0. When
+    the config points Puddle at postgres, a ThrowawayPostgres, installation_id()
+    reads from it.
+    """
+
+    def __init__(self, workdir, config_text=None, serve_arguments=(), postgres=None):
         self.workdir = workdir
+        self.serve_arguments = list(serve_arguments)
+        self.postgres = postgres
         self.data_dir = os.path.join(workdir, "data")
         self.log_path = os.path.join(workdir, "serve.log")
         self.config_path = None
@@ -366,7 +457,7 @@ class PuddleServer:
         for name in ("PUDDLE_CONFIG_DIR", "PUDDLE_config_dir", "PUDDLE_DATA_DIR", "PUDDLE_LISTEN"):
             environment.pop(name, None)
         command = [BINARY, "serve", "--data-dir", self.data_dir,
-                   "--listen", f"127.0.0.1:{self.port}"]
+                   "--listen", f"127.0.0.1:{self.port}"] + self.serve_arguments
         if self.config_path:
             command += ["--config", self.config_path]
         self._log = open(self.log_path, "ab")
@@ -426,7 +517,14 @@ class PuddleServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def installation_id(self):
-        """Read the installation id from the SQLite database, or None."""
+        """Read the installation id from the store, or None."""
+        if self.postgres is not None:
+            try:
+                rows = self.postgres.query(
+                    "SELECT value FROM settings WHERE key = 'installation_id'")
+            except (RuntimeError, KeyError, subprocess.SubprocessError):
+                return None
+            return rows[0][0] if rows else None
         path = os.path.join(self.data_dir, "puddle.db")
         if not os.path.exists(path):
             return None
@@ -442,6 +540,82 @@ class PuddleServer:
         return row[0] if row else None
 
 
+class PuddleWorker:
+    """One `puddle worker` process sharing a server's config and data directory.
+
+    It gets the server's listen address through PUDDLE_LISTEN, as it would read
+    it from the shared config file, so both install the same firewall rules.
+    """
+
+    def __init__(self, server, workers=2):
+        self.server = server
+        self.workers = workers
+        self.log_path = os.path.join(server.workdir, "worker.log")
+        self.process = None
+        self._log = None
+
+    def start(self, timeout=30):
+        """Start the worker and wait until it logs that it runs."""
+        environment = dict(os.environ)
+        for name in ("PUDDLE_CONFIG_DIR", "PUDDLE_config_dir", "PUDDLE_DATA_DIR"):
+            environment.pop(name, None)
+        environment["PUDDLE_LISTEN"] = f"127.0.0.1:{self.server.port}"
+        command = [BINARY, "worker", "--data-dir", self.server.data_dir,
+                   "--config", self.server.config_path, "--workers", str(self.workers)]
+        start_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=environment,
+                                        cwd=self.server.workdir)
+
+        def running():
+            if self.process.poll() is not None:
+                return True
+            with open(self.log_path, "rb") as handle:
+                handle.seek(start_offset)
+                return b"puddle worker is running" in handle.read()
+
+        wait_until(running, timeout, interval=0.1)
+        if self.process.poll() is not None:
+            raise RuntimeError(f"puddle worker exited with {self.process.returncode}:\n"
+                               f"{self.log_tail()}")
+        if not running():
+            raise RuntimeError(f"puddle worker did not start within {timeout} s:\n"
+                               f"{self.log_tail()}")
+
+    def terminate(self, timeout=20):
+        """Send SIGTERM and wait; SIGKILL if it does not exit in time."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._close_log()
+        return None if self.process is None else self.process.returncode
+
+    def kill(self):
+        """SIGKILL the worker, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._close_log()
+
+    def _close_log(self):
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines=40):
+        try:
+            with open(self.log_path, "rb") as handle:
+                text = handle.read().decode(errors="replace")
+        except OSError:
+            return "(no worker log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
 # --- the test base class -------------------------------------------------
 
 class PuddleTestCase(unittest.TestCase):
@@ -450,11 +624,24 @@ class PuddleTestCase(unittest.TestCase):
     Subclasses call self.track_system(id) for every system they create (the
     helpers here do it), so the class cleanup can delete it and kill what
     is left of it.
+
+    With store = "postgres", the class starts a throwaway PostgreSQL (with TLS
+    when postgres_tls is true), adds its db.connection section with
+    postgres_sslmode to config_text, and starts a `puddle worker` beside the
+    server unless start_worker is false. serve_arguments (such as
+    ("--workers", "0")) go to serve.
     """
 
     config_text = None
+    store = "sqlite"
+    postgres_tls = False
+    postgres_sslmode = "disable"
+    start_worker = True
+    serve_arguments = ()
     server = None
     client = None
+    worker = None
+    postgres = None
 
     @classmethod
     def setUpClass(cls):
@@ -463,10 +650,18 @@ class PuddleTestCase(unittest.TestCase):
         os.chmod(cls.workdir, 0o755)
         cls.system_ids = set()
         cls.installation_ids = set()
-        cls.server = PuddleServer(cls.workdir, cls.config_text)
         # Class cleanups run even when setUpClass (here or in a subclass) fails.
         cls.addClassCleanup(cls._cleanup)
+        config_text = cls.config_text
+        if cls.store == "postgres":
+            cls.postgres = ThrowawayPostgres(tls=cls.postgres_tls)
+            cls.postgres.start()
+            config_text = (config_text or "") + cls.postgres.config_text(cls.postgres_sslmode)
+        cls.server = PuddleServer(cls.workdir, config_text, cls.serve_arguments, cls.postgres)
         cls.server.start()
+        if cls.store == "postgres" and cls.start_worker:
+            cls.worker = PuddleWorker(cls.server)
+            cls.worker.start()
         cls.client = cls.server.client
         cls.admin_token = cls.client.token_for_password("admin", ADMIN_PASSWORD)
         installation = cls.server.installation_id()
@@ -483,6 +678,10 @@ class PuddleTestCase(unittest.TestCase):
             installation = server.installation_id()
             if installation:
                 cls.installation_ids.add(installation)
+        if cls.worker is not None:
+            cls.worker.terminate()
+        if cls.postgres is not None:
+            cls.postgres.stop()
         leftovers = set()
         for system_id in cls.system_ids:
             leftovers.update(processes_with_env("PUDDLE_SYSTEM_ID", system_id))
@@ -527,6 +726,13 @@ class PuddleTestCase(unittest.TestCase):
             pass
 
     # Helpers used by several test files.
+
+    def logs_tail(self):
+        """Return the end of the server's log, and of the worker's when there is one."""
+        text = f"server log:\n{self.server.log_tail()}"
+        if self.worker is not None:
+            text += f"\nworker log:\n{self.worker.log_tail()}"
+        return text
 
     def track_system(self, system_id):
         type(self).system_ids.add(system_id)
@@ -590,6 +796,5 @@ class PuddleTestCase(unittest.TestCase):
             events = self.api("GET", f"/api/v1/systems/{system_id}/events",
                               token=self.admin_token)
             self.fail(f"system {system_id} is {system.get('status')!r}, not {status!r}, "
-                      f"after {timeout} s\nevents: {events!r}\nserver log:\n"
-                      f"{self.server.log_tail()}")
+                      f"after {timeout} s\nevents: {events!r}\n{self.logs_tail()}")
         return system

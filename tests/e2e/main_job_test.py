@@ -8,6 +8,9 @@ the data directory is private to root. Then `puddle serve` is killed with
 SIGKILL and restarted: it must adopt the running Jupyter, not start a second
 one. Finally the user deletes the system and no process of it remains.
 
+main_job_postgres_test.py runs the same steps on PostgreSQL, with the jobs in
+a separate `puddle worker` process.
+
 The steps run in order and share one server; a step whose predecessor failed
 is skipped.
 """
@@ -108,7 +111,7 @@ class MainJobTest(PuddleTestCase):
     def assertCliSucceeded(self, result, what):
         self.assertEqual(result.returncode, 0,
                          f"{what} exited with {result.returncode}\nstdout:\n{result.stdout}\n"
-                         f"stderr:\n{result.stderr}\nserver log:\n{self.server.log_tail()}")
+                         f"stderr:\n{result.stderr}\n{self.logs_tail()}")
 
     def user_token(self):
         return self.state["user_token"]
@@ -322,10 +325,14 @@ class MainJobTest(PuddleTestCase):
         self.assertEqual(pid, self.state["pid"])
 
         self.server.kill()
+        if self.worker is not None:
+            self.worker.kill()
         self.assertEqual(jupyter_processes(system_id), [pid],
                          "Jupyter did not outlive the killed server")
         # The same port, as a service manager restarting Puddle would use.
         self.server.start(port=self.server.port)
+        if self.worker is not None:
+            self.worker.start()
         type(self).client = self.server.client
         type(self).admin_token = self.client.token_for_password("admin", ADMIN_PASSWORD)
 

@@ -182,6 +182,7 @@ Observation FakeProvider::Observe(const std::string& system_id, const State& sta
   if (!state.running) return observation;
   if (state.boot != boot_) {
     observation.gone = GoneReason::kHostRestarted;
+    observation.gone_at = booted_at_;
     return observation;
   }
 
@@ -274,9 +275,10 @@ std::optional<double> FakeProvider::HourlyPrice(const SystemType&) const {
   return options_.hourly_price;
 }
 
-void FakeProvider::SimulateHostRestart() {
+void FakeProvider::SimulateHostRestart(std::optional<TimePoint> booted_at) {
   std::lock_guard lock(mutex_);
   ++boot_;
+  booted_at_ = booted_at;
   for (auto& [system_id, machine] : machines_) {
     if (machine.running) machine.log_lines.push_back("host restarted");
     machine.running = false;

@@ -129,8 +129,9 @@ class FakeProvider final : public Provider {
   std::optional<double> HourlyPrice(const SystemType& type) const override;
 
   // Simulates a reboot of the host: every machine stops, and a Poll with a
-  // state from before the reboot reports GoneReason::kHostRestarted.
-  void SimulateHostRestart();
+  // state from before the reboot reports GoneReason::kHostRestarted, with
+  // `booted_at` as the time the machines were last known running.
+  void SimulateHostRestart(std::optional<TimePoint> booted_at = std::nullopt);
 
   // Number of calls made to `call` since construction, failed ones included.
   int CallCount(FakeCall call) const;
@@ -168,6 +169,7 @@ class FakeProvider final : public Provider {
   std::array<int, kCallKinds> calls_{};                        // GUARDED_BY(mutex_)
   int machines_created_ = 0;                                   // GUARDED_BY(mutex_)
   int boot_ = 1;                                               // GUARDED_BY(mutex_)
+  std::optional<TimePoint> booted_at_;                         // GUARDED_BY(mutex_)
 };
 
 }  // namespace puddle

@@ -602,6 +602,10 @@ Result<Observation> LocalProvider::Poll(std::string_view system_id, std::string_
   if (parsed->boot_id != *boot_id) {
     observation.vm_status = VmStatus::kStopped;
     observation.gone = GoneReason::kHostRestarted;
+    // The product ran until the host went down, shortly before it booted again.
+    if (auto boot = local::ReadBootTimeSeconds()) {
+      observation.gone_at = FromUnixMillis(*boot * 1000);
+    }
     return observation;
   }
   if (local::IsProcessAlive(parsed->pid, parsed->start_ticks) &&

@@ -60,6 +60,8 @@ std::vector<std::string_view> SplitNul(std::string_view content) {
   return parts;
 }
 
+}  // namespace
+
 std::optional<int64_t> ReadBootTimeSeconds() {
   auto content = ReadProcFile("/proc/stat");
   if (!content) return std::nullopt;
@@ -69,8 +71,6 @@ std::optional<int64_t> ReadBootTimeSeconds() {
   size_t end = content->find('\n', start);
   return ParseInt(std::string_view(*content).substr(start, end - start));
 }
-
-}  // namespace
 
 std::optional<ProcessStat> ReadProcessStat(int64_t pid) {
   auto content = ReadProcFile(ProcPath(pid, "stat"));

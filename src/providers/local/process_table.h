@@ -48,6 +48,10 @@ std::vector<int64_t> ListProcessIds();
 // `start_ticks`.
 bool IsProcessAlive(int64_t pid, int64_t start_ticks);
 
+// Returns the time the host booted, in seconds since the Unix epoch (btime in
+// /proc/stat), or nullopt when it is unreadable.
+std::optional<int64_t> ReadBootTimeSeconds();
+
 // Reads the host's boot id (normally /proc/sys/kernel/random/boot_id).
 Result<std::string> ReadBootId(const std::string& path);
 

@@ -154,7 +154,7 @@ Result<SystemView> SystemService::Request(const Actor& actor, const std::string&
                                           std::optional<int64_t> keep_alive_minutes) {
   std::string job_id;
   auto requested = store_.WriteValue<SystemView>([&](Tx& tx) -> Result<SystemView> {
-    PUDDLE_ASSIGN_OR_RETURN(auto system, LoadVisible(tx, actor, id));
+    PUDDLE_ASSIGN_OR_RETURN(auto system, LoadVisibleForUpdate(tx, actor, id));
     Requester requester = RequesterFor(actor, system);
     OperationReason reason =
         requester == Requester::kOwner ? OperationReason::kUser : OperationReason::kAdmin;
@@ -217,7 +217,7 @@ Status SystemService::RequestAutomatic(const std::string& id, OperationAction ac
                                        OperationReason reason, const std::string& message) {
   std::string job_id;
   auto requested = store_.Write([&](Tx& tx) -> Status {
-    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetSystem(id));
+    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetSystemForUpdate(id));
     if (!found) return MakeError(ErrorCode::kNotFound, "system " + id + " not found");
     System system = std::move(*found);
     PUDDLE_RETURN_IF_ERROR(CheckTransition(action, system.status, Requester::kAutomatic));
@@ -229,7 +229,7 @@ Status SystemService::RequestAutomatic(const std::string& id, OperationAction ac
 
 Status SystemService::RecordMachineGone(const std::string& id, const Observation& observed) {
   return store_.Write([&](Tx& tx) -> Status {
-    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetSystem(id));
+    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetSystemForUpdate(id));
     if (!found || found->status != SystemStatus::kRunning) return Ok();
     PUDDLE_ASSIGN_OR_RETURN(auto active, tx.ListActiveJobs(id));
     if (!active.empty()) return Ok();
@@ -245,10 +245,11 @@ Status SystemService::RecordMachineGone(const std::string& id, const Observation
     operation.created_at = operation.updated_at = tx.Now();
     PUDDLE_RETURN_IF_ERROR(tx.InsertOperation(operation));
 
-    // NOTE: after a host restart the session should end when the system was
-    // last seen running, but nothing records that time. The row's last change
-    // (often its start) is used, which undercounts the session.
-    TimePoint end = host_restarted ? system.updated_at : tx.Now();
+    // After a host restart the session ends when the provider last knew the
+    // machine running (the local provider: the new boot's time). Without that,
+    // the row's last change is used, which undercounts the session.
+    TimePoint end = tx.Now();
+    if (host_restarted) end = std::min(observed.gone_at.value_or(system.updated_at), tx.Now());
     PUDDLE_RETURN_IF_ERROR(tx.CloseCostSession(id, end));
     system.status = host_restarted ? SystemStatus::kStopped : SystemStatus::kFailed;
     system.vm_status = VmStatus::kStopped;
@@ -276,7 +277,7 @@ Status SystemService::RecordMachineGone(const std::string& id, const Observation
 
 Status SystemService::RecordProductHealth(const std::string& id, ProductStatus health) {
   return store_.Write([&](Tx& tx) -> Status {
-    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(id));
+    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystemForUpdate(id));
     if (!system || system->status != SystemStatus::kRunning || system->product_status == health) {
       return Ok();
     }
@@ -292,6 +293,8 @@ Status SystemService::RecordProductHealth(const std::string& id, ProductStatus h
   });
 }
 
+// `system` was loaded with GetSystemForUpdate (or inserted) in `tx`, so no
+// other transaction changes it between the caller's checks and this write.
 Status SystemService::Enqueue(Tx& tx, System& system, OperationAction action,
                               OperationReason reason,
                               const std::optional<std::string>& requested_by,
@@ -390,12 +393,27 @@ Result<std::string> SystemService::ProductToken(const System& system) const {
   return *token;
 }
 
-Result<System> SystemService::LoadVisible(Tx& tx, const Actor& actor, const std::string& id) {
-  PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(id));
+namespace {
+
+Result<System> VisibleOrNotFound(std::optional<System> system, const Actor& actor,
+                                 const std::string& id) {
   if (!system || (!actor.IsAdmin() && system->owner_id != actor.user_id)) {
     return MakeError(ErrorCode::kNotFound, "system \"" + id + "\" not found");
   }
   return std::move(*system);
+}
+
+}  // namespace
+
+Result<System> SystemService::LoadVisible(Tx& tx, const Actor& actor, const std::string& id) {
+  PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(id));
+  return VisibleOrNotFound(std::move(system), actor, id);
+}
+
+Result<System> SystemService::LoadVisibleForUpdate(Tx& tx, const Actor& actor,
+                                                   const std::string& id) {
+  PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystemForUpdate(id));
+  return VisibleOrNotFound(std::move(system), actor, id);
 }
 
 Result<SystemView> SystemService::View(Tx& tx, const Actor& actor, System system) {

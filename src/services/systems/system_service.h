@@ -78,7 +78,11 @@ class SystemService {
  private:
   // Loads a system the actor may see; other users' systems are not found.
   Result<System> LoadVisible(Tx& tx, const Actor& actor, const std::string& id);
+  // LoadVisible that locks the row for a read-check-write (Tx::GetSystemForUpdate).
+  Result<System> LoadVisibleForUpdate(Tx& tx, const Actor& actor, const std::string& id);
   Result<SystemView> View(Tx& tx, const Actor& actor, System system);
+  // Writes the operation, the status change, the event and the job.
+  // REQUIRES: `system` was read with GetSystemForUpdate in `tx`, or inserted there.
   Status Enqueue(Tx& tx, System& system, OperationAction action, OperationReason reason,
                  const std::optional<std::string>& requested_by, const std::string& message,
                  std::string& job_id);

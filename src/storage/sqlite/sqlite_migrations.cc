@@ -172,6 +172,15 @@ CREATE TABLE cost_sessions (
 CREATE INDEX cost_sessions_system ON cost_sessions(system_id, start_at);
 CREATE INDEX cost_sessions_user ON cost_sessions(user_id, start_at);
 )sql"},
+      // One row per periodic loop (reconcile, reaper): the process holding it
+      // and when its claim expires, in Unix milliseconds.
+      {2, "leases", R"sql(
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+)sql"},
   };
   return migrations;
 }

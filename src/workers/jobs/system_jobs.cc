@@ -67,7 +67,7 @@ Result<bool> SystemJobs::Transition(const Job& job, std::initializer_list<System
                                     const std::function<void(Tx&, System&)>& change,
                                     const std::string& message) {
   return store_.WriteValue<bool>([&](Tx& tx) -> Result<bool> {
-    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(job.system_id));
+    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystemForUpdate(job.system_id));
     if (!system) return false;
     bool on_path = false;
     for (SystemStatus status : expected) on_path = on_path || system->status == status;
@@ -316,7 +316,7 @@ Result<JobOutcome> SystemJobs::Delete(const Job& job) {
 
 void SystemJobs::OnFailure(const Job& job, const Error& error) {
   auto saved = store_.Write([&](Tx& tx) -> Status {
-    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystem(job.system_id));
+    PUDDLE_ASSIGN_OR_RETURN(auto system, tx.GetSystemForUpdate(job.system_id));
     if (!system || system->status == SystemStatus::kDeleted) return Ok();
     // When a later request moved the system off this job's path, that
     // request's own job decides where the system ends.

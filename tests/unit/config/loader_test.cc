@@ -696,17 +696,18 @@ std::string SeedConfig(const std::string& cert, const std::string& key, bool wit
         "    protocol: tcp\n"
         "    address: xxxxxxxxxxx.cac1.cache.amazonaws.com:6379\n"
         "    password: redis-password-never-shown\n"
-        "    tls: false\n"
-        "db:\n"
-        "  connection:\n"
-        "    drivername: postgres\n"
-        "    host: xxxxxxxxxxx.ca-central-1.rds.amazonaws.com\n"
-        "    port: 5432\n"
-        "    user: puddle\n"
-        "    dbname: puddle\n"
-        "    sslmode: require\n"
-        "    password: rds-password-never-shown\n";
+        "    tls: false\n";
   }
+  yaml +=
+      "db:\n"
+      "  connection:\n"
+      "    drivername: postgres\n"
+      "    host: xxxxxxxxxxx.ca-central-1.rds.amazonaws.com\n"
+      "    port: 5432\n"
+      "    user: puddle\n"
+      "    dbname: puddle\n"
+      "    sslmode: require\n"
+      "    password: rds-password-never-shown\n";
   yaml +=
       "tls:\n"
       "  certFile: " +
@@ -769,9 +770,6 @@ TEST_F(ConfigLoaderTest, SeedProductionConfigIsRefusedNamingUnbuiltParts) {
                 "redis.connections.address: the Redis queue is not built yet; remove "
                 "redis.connections to use the in-process queue (redis.workersCount still sets "
                 "the number of workers)\n" +
-                At(LineOf(text, "  connection:")) +
-                "db.connection: the PostgreSQL store is not built yet; remove db.connection to "
-                "use the embedded SQLite store under dataDir\n" +
                 At(LineOf(text, "enable: true")) +
                 "auth.awsCognito.enable: AWS Cognito login is not built yet; set "
                 "auth.awsCognito.enabled to false, or remove auth.awsCognito, to sign in with "
@@ -791,7 +789,8 @@ TEST_F(ConfigLoaderTest, SeedProductionConfigIsRefusedNamingUnbuiltParts) {
   std::string check = FormatConfigCheck(inspection.config);
   EXPECT_THAT(check,
               HasSubstr("redis.connections.password\tredis.connections.password\trefused\n"));
-  EXPECT_THAT(check, HasSubstr("db.connection.drivername\tdb.connection.drivername\trefused\n"));
+  EXPECT_THAT(check, HasSubstr("db.connection.drivername\tdb.connection.drivername\tused\n"));
+  EXPECT_THAT(check, HasSubstr("db.connection.password\tdb.connection.password\tused\n"));
   EXPECT_THAT(check, HasSubstr("providers.aws.vpcId\tproviders.aws.pcId\trefused\n"));
   EXPECT_THAT(check, HasSubstr("auth.awsCognito.enabled\tauth.awsCognito.enable\trefused\n"));
   EXPECT_THAT(check, HasSubstr("mailing.enabled\tmailing.enabled\tignored\n"));
@@ -809,6 +808,18 @@ TEST_F(ConfigLoaderTest, SeedProductionConfigLoadsWithoutUnbuiltParts) {
   auto loaded = Load(text);
   ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
 
+  // The guide's PostgreSQL, as libpq gets it.
+  EXPECT_EQ(loaded->database.driver, "postgres");
+  EXPECT_TRUE(loaded->database.IsPostgres());
+  EXPECT_EQ(loaded->database.host, "xxxxxxxxxxx.ca-central-1.rds.amazonaws.com");
+  EXPECT_EQ(loaded->database.port, 5432);
+  EXPECT_EQ(loaded->database.user, "puddle");
+  EXPECT_EQ(loaded->database.dbname, "puddle");
+  EXPECT_EQ(loaded->database.sslmode, "require");
+  EXPECT_EQ(loaded->database.password, "rds-password-never-shown");
+  EXPECT_TRUE(HasKeyReport(*loaded, "db.connection.host", "db.connection.host", "used"));
+  EXPECT_THAT(FormatConfigCheck(*loaded), Not(HasSubstr("rds-password-never-shown")));
+
   EXPECT_EQ(loaded->tls_cert_file, cert);
   EXPECT_EQ(loaded->tls_key_file, key);
   EXPECT_EQ(loaded->token_secret, "Zx8Qk2Lm9Pw4Rt7Yv1Bn6Cd3Fg5Hj0Ks");
@@ -825,7 +836,116 @@ TEST_F(ConfigLoaderTest, SeedProductionConfigLoadsWithoutUnbuiltParts) {
               ::testing::Contains(HasSubstr("proxy.systemsDomain: \"systems.localhost\"")));
   for (const std::string& warning : loaded->warnings) {
     EXPECT_THAT(warning, Not(HasSubstr("Zx8Qk2Lm9Pw4Rt7Yv1Bn6Cd3Fg5Hj0Ks")));
+    EXPECT_THAT(warning, Not(HasSubstr("rds-password-never-shown")));
+    EXPECT_THAT(warning, Not(HasSubstr("db.connection")));
   }
+}
+
+TEST_F(ConfigLoaderTest, DatabaseDefaultsToSqlite) {
+  auto loaded = Load("workers: 2\n");
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_EQ(loaded->database.driver, "sqlite");
+  EXPECT_FALSE(loaded->database.IsPostgres());
+
+  loaded = Load("db:\n  connection:\n    drivername: sqlite\n");
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_FALSE(loaded->database.IsPostgres());
+  EXPECT_TRUE(loaded->warnings.empty());
+  EXPECT_TRUE(HasKeyReport(*loaded, "db.connection.drivername", "db.connection.drivername",
+                           "used"));
+}
+
+TEST_F(ConfigLoaderTest, PostgresKeysTakeDefaults) {
+  auto loaded = Load(
+      "db:\n  connection:\n    drivername: postgres\n    host: 10.0.0.5\n"
+      "    user: puddle\n");
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_TRUE(loaded->database.IsPostgres());
+  EXPECT_EQ(loaded->database.host, "10.0.0.5");
+  EXPECT_EQ(loaded->database.port, 5432);
+  EXPECT_EQ(loaded->database.dbname, "puddle");
+  EXPECT_EQ(loaded->database.sslmode, "require");
+  EXPECT_EQ(loaded->database.password, "");
+  EXPECT_TRUE(loaded->warnings.empty());
+}
+
+TEST_F(ConfigLoaderTest, PostgresNeedsHostAndUser) {
+  std::string text = "db:\n  connection:\n    drivername: postgres\n";
+  EXPECT_EQ(LoadError(text),
+            At(3) +
+                "db.connection.host: missing; set the PostgreSQL server's host name or IP "
+                "address, or set db.connection.drivername to sqlite for the embedded store\n" +
+                At(3) + "db.connection.user: missing; set the PostgreSQL user Puddle connects as");
+}
+
+TEST_F(ConfigLoaderTest, UnknownDriverNamesLine) {
+  std::string text = "db:\n  connection:\n    host: db.example.com\n    drivername: mysql\n";
+  EXPECT_EQ(LoadError(text), At(4) +
+                                 "db.connection.drivername: invalid value \"mysql\": expected "
+                                 "postgres, or sqlite for the embedded store under dataDir");
+}
+
+TEST_F(ConfigLoaderTest, InvalidPostgresValuesNameKeys) {
+  const std::string secret = "pg-password-never-shown";
+  std::string text =
+      "db:\n"
+      "  connection:\n"
+      "    drivername: postgres\n"
+      "    host: 'db host'\n"
+      "    port: 70000\n"
+      "    user: ''\n"
+      "    dbname: ''\n"
+      "    sslmode: required\n"
+      "    password: [" + secret + "]\n";
+  std::string message = LoadError(text);
+  EXPECT_THAT(message, HasSubstr(At(4) + "db.connection.host: invalid value \"db host\": "
+                                         "expected one host name or IP address"));
+  EXPECT_THAT(message, HasSubstr(At(5) + "db.connection.port: invalid value 70000: expected a "
+                                         "port between 1 and 65535"));
+  EXPECT_THAT(message, HasSubstr(At(6) + "db.connection.user: must not be empty"));
+  EXPECT_THAT(message, HasSubstr(At(7) + "db.connection.dbname: must not be empty"));
+  EXPECT_THAT(message,
+              HasSubstr(At(8) + "db.connection.sslmode: invalid value \"required\": expected "
+                                "disable, allow, prefer, require, verify-ca or verify-full"));
+  EXPECT_THAT(message, HasSubstr(At(9) + "db.connection.password: expected a string, got a list"));
+  EXPECT_THAT(message, Not(HasSubstr(secret)));
+}
+
+TEST_F(ConfigLoaderTest, SslModesOfLibpqAccepted) {
+  for (const char* mode : {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}) {
+    auto loaded = Load(std::string("db:\n  connection:\n    drivername: postgres\n"
+                                   "    host: db.example.com\n    user: puddle\n    sslmode: ") +
+                       mode + "\n");
+    ASSERT_TRUE(loaded.has_value()) << mode << ": " << loaded.error().message;
+    EXPECT_EQ(loaded->database.sslmode, mode);
+  }
+}
+
+TEST_F(ConfigLoaderTest, PostgresKeysIgnoredWithoutDriver) {
+  const std::string secret = "pg-password-never-shown";
+  std::string text =
+      "db:\n  connection:\n    host: db.example.com\n    port: 6543\n    password: " + secret +
+      "\n";
+  auto loaded = Load(text);
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_FALSE(loaded->database.IsPostgres());
+  EXPECT_EQ(loaded->database.host, "");
+  EXPECT_EQ(loaded->database.port, 5432);
+  EXPECT_EQ(loaded->database.password, "");
+  EXPECT_THAT(loaded->warnings,
+              ElementsAre(At(3) +
+                          "db.connection.*: ignored because db.connection.drivername is not "
+                          "postgres, so Puddle uses the embedded SQLite store under dataDir, "
+                          "which allows one Puddle process"));
+  EXPECT_TRUE(HasKeyReport(*loaded, "db.connection.host", "db.connection.host", "ignored"));
+  EXPECT_TRUE(
+      HasKeyReport(*loaded, "db.connection.password", "db.connection.password", "ignored"));
+  EXPECT_THAT(FormatConfigCheck(*loaded), Not(HasSubstr(secret)));
+
+  // An ignored key is not checked: the driver, not the value, decides.
+  loaded = Load("db:\n  connection:\n    drivername: sqlite\n    sslmode: required\n");
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_EQ(loaded->warnings.size(), 1u);
 }
 
 TEST_F(ConfigLoaderTest, ExplicitPathMustExist) {

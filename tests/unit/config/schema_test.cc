@@ -88,14 +88,20 @@ TEST(ConfigSchemaTest, PartsExplainThemselves) {
   EXPECT_EQ(parts.front().key_class, KeyClass::kUsed);
   for (size_t i = 1; i < parts.size(); ++i) {
     const PartDefinition& part = parts[i];
-    EXPECT_NE(part.key_class, KeyClass::kUsed) << part.name;
+    // Only a switched part may be used besides Puddle's own keys.
+    if (part.key_class == KeyClass::kUsed) {
+      EXPECT_EQ(part.part_switch, PartSwitch::kKeyEquals) << part.name;
+      EXPECT_FALSE(part.switch_value.empty()) << part.name;
+    } else {
+      EXPECT_NE(part.part_switch, PartSwitch::kKeyEquals) << part.name;
+    }
     EXPECT_FALSE(part.reason.empty()) << part.name;
     EXPECT_FALSE(part.keys.empty()) << part.name;
     for (const KeyDefinition& key : part.keys) {
       EXPECT_EQ(key.key_class, part.key_class) << key.key;
       EXPECT_EQ(key.part, &part) << key.key;
     }
-    if (part.key_class != KeyClass::kRefused) continue;
+    if (part.key_class == KeyClass::kIgnored) continue;
     EXPECT_FALSE(part.feature.empty()) << part.name;
     EXPECT_NE(part.part_switch, PartSwitch::kNone) << part.name;
     if (part.part_switch == PartSwitch::kAnyValue) continue;

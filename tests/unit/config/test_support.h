@@ -103,6 +103,13 @@ inline void ExpectDefaultSettings(const Config& config) {
   EXPECT_EQ(config.vm_name_regexp, defaults.vm_name_regexp);
   EXPECT_EQ(config.workers, defaults.workers);
   EXPECT_EQ(config.log_level, defaults.log_level);
+  EXPECT_EQ(config.database.driver, defaults.database.driver);
+  EXPECT_EQ(config.database.host, defaults.database.host);
+  EXPECT_EQ(config.database.port, defaults.database.port);
+  EXPECT_EQ(config.database.user, defaults.database.user);
+  EXPECT_EQ(config.database.dbname, defaults.database.dbname);
+  EXPECT_EQ(config.database.sslmode, defaults.database.sslmode);
+  EXPECT_EQ(config.database.password, defaults.database.password);
   EXPECT_EQ(config.local.enabled, defaults.local.enabled);
   EXPECT_EQ(config.local.uid_min, defaults.local.uid_min);
   EXPECT_EQ(config.local.uid_max, defaults.local.uid_max);

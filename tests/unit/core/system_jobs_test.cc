@@ -279,7 +279,9 @@ TEST_F(SystemJobsTest, HostRestartMakesSystemStopped) {
   ASSERT_TRUE(changed);
   EXPECT_EQ(*changed, 0) << "a healthy system changed";
 
-  fake_->SimulateHostRestart();
+  clock_.Advance(seconds(20));
+  TimePoint host_booted = clock_.Now();
+  fake_->SimulateHostRestart(host_booted);
   clock_.Advance(seconds(30));
   changed = reconcile_->RunOnce();
   ASSERT_TRUE(changed) << changed.error().message;
@@ -295,10 +297,9 @@ TEST_F(SystemJobsTest, HostRestartMakesSystemStopped) {
   auto sessions = ListSessions(system.id);
   ASSERT_EQ(sessions.size(), 1u);
   ASSERT_TRUE(sessions[0].end.has_value());
-  // NOTE: the session ends when the system row last changed, which here is
-  // when it became running; the service has no later "last seen" time.
-  EXPECT_GE(*sessions[0].end, running_since);
-  EXPECT_LE(*sessions[0].end, clock_.Now());
+  // The session ends when the host went down, not when Puddle noticed.
+  EXPECT_EQ(*sessions[0].end, host_booted);
+  EXPECT_GT(*sessions[0].end, running_since);
 
   // The user starts it again on the same machine.
   MustRequest(alice_, system.id, OperationAction::kStart);

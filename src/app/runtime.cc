@@ -1,0 +1,207 @@
+#include "app/runtime.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "app/store_setup.h"
+#include "common/crypto.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "providers/local/firewall.h"
+
+namespace puddle {
+namespace {
+
+// How often each loop runs, and how long its lease outlives a process that
+// died without releasing it.
+constexpr std::chrono::seconds kReconcileInterval{5};
+constexpr std::chrono::seconds kReconcileLeaseTtl{30};
+constexpr std::chrono::seconds kReaperInterval{15};
+constexpr std::chrono::seconds kReaperLeaseTtl{60};
+
+Result<Installation> LoadInstallation(Store& store, const Config& config) {
+  Installation installation;
+  PUDDLE_RETURN_IF_ERROR(store.Write([&](Tx& tx) -> Status {
+    PUDDLE_ASSIGN_OR_RETURN(installation.id, tx.PutSettingIfAbsent("installation_id", NewId(16)));
+    PUDDLE_ASSIGN_OR_RETURN(installation.token_secret,
+                            tx.PutSettingIfAbsent("token_secret", RandomToken(32)));
+    return Ok();
+  }));
+  // A configured secret wins; the generated one stays for when it is removed.
+  if (!config.token_secret.empty()) installation.token_secret = config.token_secret;
+  return installation;
+}
+
+std::string SelfExecutable() {
+  std::error_code error;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", error);
+  return error ? std::string() : path.string();
+}
+
+// Installs the iptables rules for the systems' uids. Every process of the
+// installation installs the same rules into the same chain, so they must read
+// the same config (listen included).
+Status InstallFirewall(const Config& config, const std::string& installation_id) {
+  local::FirewallOptions options;
+  options.installation_id = installation_id;
+  options.uid_min = config.local.uid_min;
+  options.uid_max = config.local.uid_max;
+  options.puddle_listen = config.listen;
+  options.product_listen_address = config.local.listen_address;
+  if (config.database.IsPostgres()) {
+    options.extra_destinations.push_back(PostgresAddress(config.database));
+  }
+  local::SystemFirewall firewall(options);
+  auto installed = firewall.Install();
+  if (installed) {
+    log::Info("installed the firewall rules for local systems", {{"chain", firewall.chain()}});
+    return Ok();
+  }
+  if (config.local.require_firewall) {
+    return tl::unexpected(installed.error().WithContext(
+        "install the firewall rules for local systems, which "
+        "providers.local.network.requireFirewall requires"));
+  }
+  log::Warning("firewall rules not installed, so local systems can reach the cloud metadata "
+               "address, Puddle's own port, its database and other systems' products. Set "
+               "providers.local.network.requireFirewall: true to refuse to start instead",
+               {{"error", installed.error().message}});
+  return Ok();
+}
+
+}  // namespace
+
+Runtime::Runtime(const Config& config) : config_(config), process_id_(NewId(8)) {}
+
+Runtime::~Runtime() {
+  Stop();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+Result<std::unique_ptr<Runtime>> Runtime::Open(const Config& config, int extra_connections) {
+  if (config.fake_provider_enabled) {
+    return MakeError(ErrorCode::kValidationFailed,
+                     "providers.fake is not built yet; remove providers.fake.enabled");
+  }
+  std::unique_ptr<Runtime> runtime(new Runtime(config));
+  // The data directory contains the TLS certificate and the local provider's
+  // files on every store, and the database itself on SQLite.
+  auto dir = PrepareDataDir(config.data_dir);
+  if (!dir) return tl::unexpected(dir.error().WithContext("prepare the data directory"));
+  runtime->dir_ = std::move(*dir);
+
+  int pool_size = static_cast<int>(config.workers) + extra_connections;
+  PUDDLE_RETURN_IF_ERROR(runtime->OpenStoreAndInstallation(pool_size));
+  PUDDLE_RETURN_IF_ERROR(runtime->OpenProviders());
+  runtime->systems_ = std::make_unique<SystemService>(*runtime->store_, runtime->dispatcher_,
+                                                      runtime->providers_, config,
+                                                      runtime->installation_.token_secret);
+  runtime->CreateWorkers();
+  return runtime;
+}
+
+Status Runtime::OpenStoreAndInstallation(int pool_size) {
+  // Several processes share PostgreSQL; SQLite allows one, which the lock enforces.
+  if (!config_.database.IsPostgres()) {
+    auto lock = LockDataDir(dir_);
+    if (!lock) return tl::unexpected(lock.error().WithContext("lock the data directory"));
+    lock_fd_ = *lock;
+  }
+  auto store = OpenConfiguredStore(config_, dir_, clock_, pool_size);
+  if (!store) return tl::unexpected(store.error());
+  store_ = std::move(*store);
+
+  auto installation = LoadInstallation(*store_, config_);
+  if (!installation) {
+    return tl::unexpected(installation.error().WithContext("load the installation settings"));
+  }
+  installation_ = std::move(*installation);
+  return Ok();
+}
+
+// The local provider runs systems as unprivileged uids.
+Status Runtime::OpenProviders() {
+  auto uids = LocalProvider::CheckUidRange(config_.local.uid_min, config_.local.uid_max);
+  if (!uids) return tl::unexpected(uids.error().WithContext("check providers.local.uidRange"));
+  PUDDLE_RETURN_IF_ERROR(InstallFirewall(config_, installation_.id));
+
+  LocalProviderOptions options;
+  options.data_dir = dir_.root;
+  options.installation_id = installation_.id;
+  options.uid_min = config_.local.uid_min;
+  options.uid_max = config_.local.uid_max;
+  options.stop_grace_seconds = config_.local.stop_grace_seconds;
+  options.listen_address = config_.local.listen_address;
+  options.port_min = static_cast<int>(config_.local.port_min);
+  options.port_max = static_cast<int>(config_.local.port_max);
+  options.supervisor_executable = SelfExecutable();
+  options.clock = &clock_;
+  local_ = std::make_unique<LocalProvider>(options);
+  providers_ = {{"local", local_.get()}};
+  return Ok();
+}
+
+void Runtime::CreateWorkers() {
+  JobRunnerOptions runner_options;
+  runner_options.workers = static_cast<int>(config_.workers);
+  runner_options.process_id = process_id_;
+  runner_options.metrics = &metrics_;
+  runner_ = std::make_unique<JobRunner>(*store_, dispatcher_, runner_options);
+
+  SystemJobsOptions job_options;
+  job_options.installation_id = installation_.id;
+  job_options.stopping = &stopping_;
+  jobs_ = std::make_unique<SystemJobs>(*store_, providers_, *systems_, job_options);
+  jobs_->RegisterWith(*runner_);
+  reconcile_ = std::make_unique<ReconcileLoop>(*store_, providers_, *systems_);
+}
+
+// Only on SQLite: the data-directory lock proves that no other process runs
+// the jobs a previous process claimed. On PostgreSQL another process may.
+void Runtime::RequeueJobsOfPreviousRun() {
+  if (config_.database.IsPostgres()) return;
+  auto requeued = store_->WriteValue<int64_t>([](Tx& tx) { return tx.RequeueRunningJobs(); });
+  if (!requeued) {
+    log::Warning("requeueing the jobs of the previous run failed; the reaper requeues them later",
+                 {{"error", requeued.error().message}});
+  } else if (*requeued > 0) {
+    log::Info("requeued jobs of the previous run", {{"count", std::to_string(*requeued)}});
+  }
+}
+
+PeriodicLoopOptions Runtime::LoopOptions(const std::string& name,
+                                         std::chrono::milliseconds interval,
+                                         std::chrono::milliseconds lease_ttl) {
+  PeriodicLoopOptions options;
+  options.name = name;
+  options.interval = interval;
+  options.lease_store = config_.database.IsPostgres() ? store_.get() : nullptr;
+  options.holder = process_id_;
+  options.lease_ttl = lease_ttl;
+  return options;
+}
+
+void Runtime::Start() {
+  RequeueJobsOfPreviousRun();
+  runner_->Start();
+  reconciler_ = std::make_unique<PeriodicLoop>(
+      LoopOptions("reconcile", kReconcileInterval, kReconcileLeaseTtl), [this] {
+        auto changed = reconcile_->RunOnce();
+        if (!changed) log::Warning("reconcile failed", {{"error", changed.error().message}});
+      });
+  reaper_ = std::make_unique<PeriodicLoop>(
+      LoopOptions("reaper", kReaperInterval, kReaperLeaseTtl), [this] {
+        auto reaped = runner_->ReapSilentJobs();
+        if (!reaped) log::Warning("reaping silent jobs failed", {{"error", reaped.error().message}});
+      });
+}
+
+void Runtime::Stop() {
+  stopping_ = true;
+  if (reconciler_) reconciler_->Stop();
+  if (reaper_) reaper_->Stop();
+  if (runner_) runner_->Stop();
+}
+
+}  // namespace puddle
