@@ -9,6 +9,9 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "providers/local/firewall.h"
+#include "queue/embedded/embedded_dispatcher.h"
+#include "queue/redis/redis_dispatcher.h"
+#include "workers/loops/queue_sweeper.h"
 
 namespace puddle {
 namespace {
@@ -18,6 +21,8 @@ namespace {
 constexpr std::chrono::seconds kReconcileInterval{5};
 constexpr std::chrono::seconds kReconcileLeaseTtl{30};
 constexpr std::chrono::seconds kReaperInterval{15};
+constexpr std::chrono::seconds kSweeperInterval{30};
+constexpr std::chrono::seconds kSweeperLeaseTtl{60};
 constexpr std::chrono::seconds kReaperLeaseTtl{60};
 
 Result<Installation> LoadInstallation(Store& store, const Config& config) {
@@ -51,6 +56,9 @@ Status InstallFirewall(const Config& config, const std::string& installation_id)
   options.product_listen_address = config.local.listen_address;
   if (config.database.IsPostgres()) {
     options.extra_destinations.push_back(PostgresAddress(config.database));
+  }
+  if (config.redis.Enabled() && config.redis.protocol == "tcp") {
+    options.extra_destinations.push_back(config.redis.address);
   }
   local::SystemFirewall firewall(options);
   auto installed = firewall.Install();
@@ -94,7 +102,8 @@ Result<std::unique_ptr<Runtime>> Runtime::Open(const Config& config, int extra_c
   int pool_size = static_cast<int>(config.workers) + extra_connections;
   PUDDLE_RETURN_IF_ERROR(runtime->OpenStoreAndInstallation(pool_size));
   PUDDLE_RETURN_IF_ERROR(runtime->OpenProviders());
-  runtime->systems_ = std::make_unique<SystemService>(*runtime->store_, runtime->dispatcher_,
+  PUDDLE_RETURN_IF_ERROR(runtime->OpenDispatcher());
+  runtime->systems_ = std::make_unique<SystemService>(*runtime->store_, *runtime->dispatcher_,
                                                       runtime->providers_, config,
                                                       runtime->installation_.token_secret);
   runtime->CreateWorkers();
@@ -142,12 +151,29 @@ Status Runtime::OpenProviders() {
   return Ok();
 }
 
+Status Runtime::OpenDispatcher() {
+  if (!config_.redis.Enabled()) {
+    dispatcher_ = std::make_unique<EmbeddedDispatcher>();
+    return Ok();
+  }
+  RedisOptions options;
+  options.protocol = config_.redis.protocol;
+  options.address = config_.redis.address;
+  options.password = config_.redis.password;
+  options.tls = config_.redis.tls;
+  auto redis = RedisDispatcher::Open(options);
+  if (!redis) return tl::unexpected(redis.error().WithContext("connect to the Redis queue"));
+  log::Info("job wake-ups go through Redis", {{"address", config_.redis.address}});
+  dispatcher_ = std::move(*redis);
+  return Ok();
+}
+
 void Runtime::CreateWorkers() {
   JobRunnerOptions runner_options;
   runner_options.workers = static_cast<int>(config_.workers);
   runner_options.process_id = process_id_;
   runner_options.metrics = &metrics_;
-  runner_ = std::make_unique<JobRunner>(*store_, dispatcher_, runner_options);
+  runner_ = std::make_unique<JobRunner>(*store_, *dispatcher_, runner_options);
 
   SystemJobsOptions job_options;
   job_options.installation_id = installation_.id;
@@ -195,12 +221,21 @@ void Runtime::Start() {
         auto reaped = runner_->ReapSilentJobs();
         if (!reaped) log::Warning("reaping silent jobs failed", {{"error", reaped.error().message}});
       });
+  if (config_.redis.Enabled()) {
+    // Wake-ups lost to a Redis flush or restart are published again.
+    sweeper_ = std::make_unique<PeriodicLoop>(
+        LoopOptions("queue-sweeper", kSweeperInterval, kSweeperLeaseTtl), [this] {
+          auto swept = RepublishQueuedJobs(*store_, *dispatcher_, clock_.Now() - kSweeperInterval);
+          if (!swept) log::Warning("republishing queued jobs failed", {{"error", swept.error().message}});
+        });
+  }
 }
 
 void Runtime::Stop() {
   stopping_ = true;
   if (reconciler_) reconciler_->Stop();
   if (reaper_) reaper_->Stop();
+  if (sweeper_) sweeper_->Stop();
   if (runner_) runner_->Stop();
 }
 

@@ -1,7 +1,7 @@
 // Runtime: what `puddle serve` and `puddle worker` share, opened in order:
 // the data directory, the store, the installation's settings, the local
 // provider with its firewall rules, the system service, the job runner and
-// the periodic loops (reconcile, reaper).
+// the periodic loops (reconcile, reaper, and with Redis the queue sweeper).
 //
 // On the embedded SQLite store the data directory is locked, so a second
 // process on it fails to start, and jobs that a previous process left running
@@ -21,7 +21,7 @@
 #include "common/metrics.h"
 #include "config/config.h"
 #include "providers/local/local_provider.h"
-#include "queue/embedded/embedded_dispatcher.h"
+#include "queue/dispatcher.h"
 #include "services/systems/system_service.h"
 #include "storage/store.h"
 #include "workers/job_runner.h"
@@ -56,7 +56,7 @@ class Runtime {
   const DataDir& data_dir() const { return dir_; }
   const Installation& installation() const { return installation_; }
   Store& store() { return *store_; }
-  Dispatcher& dispatcher() { return dispatcher_; }
+  Dispatcher& dispatcher() { return *dispatcher_; }
   Metrics& metrics() { return metrics_; }
   SystemService& systems() { return *systems_; }
   // Names this process in job claims and loop leases.
@@ -67,6 +67,8 @@ class Runtime {
 
   Status OpenStoreAndInstallation(int pool_size);
   Status OpenProviders();
+  // Redis when redis.connections.address is set, else the in-process queue.
+  Status OpenDispatcher();
   void CreateWorkers();
   void RequeueJobsOfPreviousRun();
   PeriodicLoopOptions LoopOptions(const std::string& name, std::chrono::milliseconds interval,
@@ -81,7 +83,7 @@ class Runtime {
   Installation installation_;
   std::unique_ptr<LocalProvider> local_;
   ProviderMap providers_;
-  EmbeddedDispatcher dispatcher_;
+  std::unique_ptr<Dispatcher> dispatcher_;
   Metrics metrics_;
   std::unique_ptr<SystemService> systems_;
   // Set during shutdown, so jobs waiting for a product end and are requeued.
@@ -91,6 +93,7 @@ class Runtime {
   std::unique_ptr<ReconcileLoop> reconcile_;
   std::unique_ptr<PeriodicLoop> reconciler_;
   std::unique_ptr<PeriodicLoop> reaper_;
+  std::unique_ptr<PeriodicLoop> sweeper_;  // only with Redis
 };
 
 }  // namespace puddle

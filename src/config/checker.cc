@@ -284,22 +284,32 @@ void Checker::ResolveSwitchedUsedPart(const PartDefinition& part,
       switch_entry = entry;
     }
   }
-  bool switched_on = switch_entry != nullptr && switch_entry->value.IsScalar() &&
-                     switch_entry->value.Scalar() == part.switch_value;
+  bool switched_on = false;
+  std::string off_because;
+  if (part.part_switch == PartSwitch::kNonEmptyKey) {
+    switched_on = switch_entry != nullptr && HasValue(switch_entry->value);
+    off_because = std::string(part.switch_key) + " is not set";
+  } else {
+    switched_on = switch_entry != nullptr && switch_entry->value.IsScalar() &&
+                  switch_entry->value.Scalar() == part.switch_value;
+    off_because = std::string(part.switch_key) + " is not " + std::string(part.switch_value);
+  }
   if (switched_on) return;
 
   bool others = false;
+  // An unset switch key of its own (an empty Redis address) is ignored too; a
+  // driver name that picks another store stays used.
+  bool keep_switch = part.part_switch != PartSwitch::kNonEmptyKey;
   for (Entry* entry : group) {
-    if (entry == switch_entry || (entry->key != nullptr && entry->key->key == part.switch_key)) {
-      continue;
-    }
+    bool is_switch =
+        entry == switch_entry || (entry->key != nullptr && entry->key->key == part.switch_key);
+    if (is_switch && keep_switch) continue;
     entry->key_class = KeyClass::kIgnored;
-    others = true;
+    others = others || !is_switch;
   }
   if (!others) return;
   AddWarning(group.front()->line, std::string(part.name) + ".*",
-             "ignored because " + std::string(part.switch_key) + " is not " +
-                 std::string(part.switch_value) + ", so " + std::string(part.reason));
+             "ignored because " + off_because + ", so " + std::string(part.reason));
 }
 
 void Checker::ReadUsedKeys() {

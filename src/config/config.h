@@ -54,6 +54,18 @@ struct DatabaseConfig {
   bool IsPostgres() const { return driver == "postgres"; }
 };
 
+struct RedisConfig {
+  // "tcp" (address is host:port) or "unix" (address is a socket path).
+  std::string protocol = "tcp";
+  // Empty: the in-process queue. Set: job wake-ups travel through Redis.
+  std::string address;
+  std::string password;  // secret
+  // Puddle's Redis client has no TLS, so true is rejected at start-up.
+  bool tls = false;
+
+  bool Enabled() const { return !address.empty(); }
+};
+
 // One key as read, for `puddle config check`.
 struct ConfigKeyReport {
   std::string key;       // canonical dotted name ("redis.connections.address")
@@ -83,6 +95,7 @@ struct Config {
   int64_t workers = 4;                      // redis.workersCount / workers
   std::string log_level = "info";           // logs.level
   DatabaseConfig database;                  // db.connection.*
+  RedisConfig redis;                        // redis.connections.*
   LocalProviderConfig local;                // providers.local.*
   bool fake_provider_enabled = false;       // providers.fake.enabled
 

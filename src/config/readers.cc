@@ -372,6 +372,35 @@ std::optional<ValueProblem> ReadDatabasePassword(const ConfigValue& value, Confi
   return std::nullopt;
 }
 
+std::optional<ValueProblem> ReadRedisProtocol(const ConfigValue& value, Config& config) {
+  if (value.text != "tcp" && value.text != "unix") {
+    return Problem("invalid value " + Quoted(value.text) + ": expected tcp or unix");
+  }
+  config.redis.protocol = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadRedisAddress(const ConfigValue& value, Config& config) {
+  // The form depends on the protocol, which may come later in the file; the
+  // dispatcher checks host:port or the socket path when it connects.
+  config.redis.address = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadRedisPassword(const ConfigValue& value, Config& config) {
+  config.redis.password = value.text;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadRedisTls(const ConfigValue& value, Config& config) {
+  if (value.flag) {
+    return Problem("true is not supported: Puddle's Redis client (hiredis 0.14) has no TLS, so "
+                   "set tls: false and keep Redis on a private network or on loopback");
+  }
+  config.redis.tls = false;
+  return std::nullopt;
+}
+
 std::optional<ValueProblem> ReadLocalEnabled(const ConfigValue& value, Config& config) {
   config.local.enabled = value.flag;
   return std::nullopt;

@@ -34,6 +34,10 @@ std::optional<ValueProblem> ReadDatabaseUser(const ConfigValue& value, Config& c
 std::optional<ValueProblem> ReadDatabaseName(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadDatabaseSslMode(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadDatabasePassword(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadRedisProtocol(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadRedisAddress(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadRedisPassword(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadRedisTls(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalEnabled(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalUidRange(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalStopGraceSeconds(const ConfigValue& value, Config& config);

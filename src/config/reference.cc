@@ -150,6 +150,10 @@ std::string SwitchSentence(const PartDefinition& part) {
 }
 
 std::string UsedWhenSentence(const PartDefinition& part) {
+  if (part.part_switch == PartSwitch::kNonEmptyKey) {
+    return "Used when `" + std::string(part.switch_key) + "` is set. While it is not, the " +
+           "other keys are ignored with a warning, and " + std::string(part.reason) + ".";
+  }
   return "Used when `" + std::string(part.switch_key) + "` is `" +
          std::string(part.switch_value) + "`. While it is not, the other keys are ignored " +
          "with a warning, and " + std::string(part.reason) + ".";
@@ -238,7 +242,7 @@ std::string RenderReferenceMarkdown() {
   out += "\n## Keys Puddle uses\n\n";
   out += KeyTable(parts.front().keys);
   for (const PartDefinition& part : parts) {
-    if (part.key_class != KeyClass::kUsed || part.part_switch != PartSwitch::kKeyEquals) continue;
+    if (part.key_class != KeyClass::kUsed || part.part_switch == PartSwitch::kNone) continue;
     out += "\n### " + PartTitle(part) + ": " + std::string(part.feature) + "\n\n";
     out += UsedWhenSentence(part) + "\n\n";
     out += KeyTable(part.keys);
@@ -283,7 +287,7 @@ std::string RenderExampleConfig() {
 
   out += ExampleKeys(ConfigParts().front().keys, "");
   for (const PartDefinition& part : ConfigParts()) {
-    if (part.key_class != KeyClass::kUsed || part.part_switch != PartSwitch::kKeyEquals) continue;
+    if (part.key_class != KeyClass::kUsed || part.part_switch == PartSwitch::kNone) continue;
     out += "\n";
     AppendComment(out, "", UsedWhenSentence(part) + " Uncomment to use " +
                                std::string(part.feature) + ".");

@@ -225,22 +225,47 @@ PartDefinition DatabasePart() {
       }};
 }
 
+// The original product's Redis keys, read while an address is set.
+PartDefinition RedisPart() {
+  return {
+      .name = "redis.connections",
+      .key_class = KeyClass::kUsed,
+      .reason = "jobs wake workers through the in-process queue, which only workers in the "
+                "same process hear",
+      .feature = "the Redis queue",
+      .part_switch = PartSwitch::kNonEmptyKey,
+      .switch_key = "redis.connections.address",
+      .keys = {
+          {.key = "redis.connections.protocol",
+           .type = T::kString,
+           .default_value = "tcp",
+           .meaning = "Redis transport: tcp (address is host:port) or unix (address is a "
+                      "socket path).",
+           .read = ReadRedisProtocol},
+          {.key = "redis.connections.address",
+           .type = T::kString,
+           .meaning = "Redis host:port or socket path. Job ids are published to a Redis Stream "
+                      "that every worker process reads; the jobs themselves stay in the "
+                      "database.",
+           .read = ReadRedisAddress,
+           .example = "redis.example.com:6379"},
+          {.key = "redis.connections.password",
+           .type = T::kString,
+           .meaning = "Redis password (AUTH); empty for none.",
+           .secret = kSecret,
+           .read = ReadRedisPassword,
+           .example = "CHANGEME"},
+          {.key = "redis.connections.tls",
+           .type = T::kBool,
+           .default_value = "false",
+           .meaning = "Must be false: Puddle's Redis client has no TLS, so keep Redis on a "
+                      "private network or on loopback.",
+           .read = ReadRedisTls},
+      }};
+}
+
 std::vector<PartDefinition> RefusedParts() {
   std::vector<PartDefinition> parts;
-  parts.push_back(
-      {.name = "redis.connections",
-       .key_class = KeyClass::kRefused,
-       .reason = "the Redis queue is not built yet; remove redis.connections to use the "
-                 "in-process queue (redis.workersCount still sets the number of workers)",
-       .feature = "the Redis queue",
-       .part_switch = PartSwitch::kNonEmptyKey,
-       .switch_key = "redis.connections.address",
-       .keys = {
-           {"redis.connections.protocol", T::kString, "tcp", "Redis transport."},
-           {"redis.connections.address", T::kString, "", "Redis host:port."},
-           {"redis.connections.password", T::kString, "", "Redis password.", {}, kSecret},
-           {"redis.connections.tls", T::kBool, "true", "Connect to Redis over TLS."},
-       }});
   parts.push_back(
       {.name = "auth.awsCognito",
        .key_class = KeyClass::kRefused,
@@ -799,6 +824,7 @@ std::vector<PartDefinition> BuildParts() {
   std::vector<PartDefinition> parts;
   parts.push_back(UsedPart());
   parts.push_back(DatabasePart());
+  parts.push_back(RedisPart());
   for (auto& part : RefusedParts()) parts.push_back(std::move(part));
   for (auto& part : IgnoredParts()) parts.push_back(std::move(part));
 

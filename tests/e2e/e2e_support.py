@@ -18,6 +18,7 @@ import argparse
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ KEEP_DATA = False
 PG_THROWAWAY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support",
                             "pg_throwaway.sh")
 PSQL = "/usr/lib/postgresql/15/bin/psql"
+REDIS_SERVER = "/usr/bin/redis-server"
 
 # A product for tests that need a system but not Jupyter: a small HTTP server
 # that returns 200 to every GET, so the health check at <basePath><healthPath>
@@ -218,6 +220,66 @@ def require_postgres(test_case_class):
     """Skip a test class unless the PostgreSQL 15 server binaries are installed."""
     if not os.access(PSQL, os.X_OK):
         return unittest.skip("PostgreSQL 15 is not installed; install postgresql-15 "
+                             "(scripts/setup.sh does)")(test_case_class)
+    return test_case_class
+
+
+class ThrowawayRedis:
+    """A password-protected redis-server on 127.0.0.1 in a temporary directory."""
+
+    def __init__(self):
+        self.process = None
+        self.port = None
+        self.password = None
+        self.directory = None
+
+    def start(self, timeout=15):
+        self.directory = tempfile.mkdtemp(prefix="puddle-e2e-redis-")
+        self.password = secrets.token_hex(16)
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.directory, "--requirepass", self.password],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_until(self._answers, timeout):
+            self.stop()
+            raise RuntimeError(f"redis-server did not accept connections on port {self.port}")
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                connection.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                return b"PONG" in connection.recv(64) or b"PONG" in connection.recv(64)
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def config_text(self):
+        """Return the redis.connections section that points Puddle at this server."""
+        return ("redis:\n"
+                "  connections:\n"
+                "    protocol: tcp\n"
+                f"    address: 127.0.0.1:{self.port}\n"
+                f"    password: '{self.password}'\n"
+                "    tls: false\n")
+
+
+def require_redis(test_case_class):
+    """Skip a test class unless redis-server is installed."""
+    if not os.access(REDIS_SERVER, os.X_OK):
+        return unittest.skip("redis-server is not installed; install redis-server "
                              "(scripts/setup.sh does)")(test_case_class)
     return test_case_class
 
@@ -634,6 +696,7 @@ class PuddleTestCase(unittest.TestCase):
 
     config_text = None
     store = "sqlite"
+    queue = "embedded"
     postgres_tls = False
     postgres_sslmode = "disable"
     start_worker = True
@@ -642,6 +705,7 @@ class PuddleTestCase(unittest.TestCase):
     client = None
     worker = None
     postgres = None
+    redis = None
 
     @classmethod
     def setUpClass(cls):
@@ -657,6 +721,10 @@ class PuddleTestCase(unittest.TestCase):
             cls.postgres = ThrowawayPostgres(tls=cls.postgres_tls)
             cls.postgres.start()
             config_text = (config_text or "") + cls.postgres.config_text(cls.postgres_sslmode)
+        if cls.queue == "redis":
+            cls.redis = ThrowawayRedis()
+            cls.redis.start()
+            config_text = (config_text or "") + cls.redis.config_text()
         cls.server = PuddleServer(cls.workdir, config_text, cls.serve_arguments, cls.postgres)
         cls.server.start()
         if cls.store == "postgres" and cls.start_worker:
@@ -682,6 +750,8 @@ class PuddleTestCase(unittest.TestCase):
             cls.worker.terminate()
         if cls.postgres is not None:
             cls.postgres.stop()
+        if cls.redis is not None:
+            cls.redis.stop()
         leftovers = set()
         for system_id in cls.system_ids:
             leftovers.update(processes_with_env("PUDDLE_SYSTEM_ID", system_id))

@@ -1,6 +1,7 @@
-"""The main job on PostgreSQL, with the jobs run by a separate worker process.
+"""The main job on PostgreSQL and Redis, with the jobs run by a separate worker process.
 
-The steps of main_job_test.py run unchanged against a throwaway PostgreSQL.
+The steps of main_job_test.py run unchanged against a throwaway PostgreSQL,
+with job wake-ups going through a throwaway Redis.
 `puddle serve --workers 0` serves the API and runs no job; one `puddle worker`
 process, sharing the config and the data directory, runs every job. Killing
 Puddle in the restart step kills both processes. A last step checks from the
@@ -17,10 +18,12 @@ JOB_DONE = re.compile(rb" info job (succeeded|superseded) ")
 
 
 @e2e_support.require_postgres
+@e2e_support.require_redis
 class MainJobPostgresTest(main_job_test.MainJobTest):
     # Its own products' ports, so it may run beside main_job_test.py.
     config_text = e2e_support.port_range_config(29300)
     store = "postgres"
+    queue = "redis"
     serve_arguments = ("--workers", "0")
     broken_step = None
 
@@ -41,6 +44,9 @@ class MainJobPostgresTest(main_job_test.MainJobTest):
         jobs = self.postgres.query("SELECT kind, state FROM jobs ORDER BY created_at")
         self.assertIn(["system.create", "succeeded"], jobs)
         self.assertIn(["system.delete", "succeeded"], jobs)
+        # Both processes used Redis for wake-ups.
+        self.assertIn(b"job wake-ups go through Redis", served)
+        self.assertIn(b"job wake-ups go through Redis", worked)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 - serve with an unreachable PostgreSQL exits non-zero within seconds and names
   the address, never the password;
+- serve with an unreachable Redis exits non-zero within seconds and names the
+  address, never the password;
 - `puddle worker` on the embedded SQLite store refuses to start;
 - sslmode=require against a server without TLS fails with libpq's reason;
 - sslmode=require against a server with TLS connects over TLS, and
@@ -67,6 +69,21 @@ class StartupFailureTest(unittest.TestCase):
         self.assertIn(f"127.0.0.1:{port}/puddle", result.stderr)
         self.assertIn("Connection refused", result.stderr)
         self.assertNotIn(PASSWORD_NEVER_SHOWN, result.stderr + result.stdout)
+
+    def test_unreachable_redis_fails_fast(self):
+        port = e2e_support.free_port()
+        config_path = self.write_config(
+            "redis:\n  connections:\n    protocol: tcp\n"
+            f"    address: 127.0.0.1:{port}\n    password: {PASSWORD_NEVER_SHOWN}\n"
+            "    tls: false\n")
+
+        result, seconds = self.serve(config_path)
+
+        self.assertNotEqual(result.returncode, 0, result.stderr)
+        self.assertLess(seconds, 5, f"serve took {seconds:.1f} s to give up")
+        self.assertIn(f"127.0.0.1:{port}", result.stderr)
+        self.assertIn("Redis", result.stderr)
+        self.assertNotIn(PASSWORD_NEVER_SHOWN, result.stderr)
 
     def test_worker_refuses_sqlite_store(self):
         result, _ = run_puddle(["worker", "--data-dir", os.path.join(self.workdir, "data")],

@@ -560,6 +560,32 @@ TEST_F(ConfigLoaderTest, RedisWithoutAddressIsIgnored) {
       HasKeyReport(*loaded, "redis.connections.address", "redis.connections.address", "ignored"));
 }
 
+TEST_F(ConfigLoaderTest, RedisAddressSelectsRedisQueue) {
+  auto loaded = Load(
+      "redis:\n  connection:\n    protocol: tcp\n    address: 127.0.0.1:6379\n"
+      "    password: redis-secret-value\n    tls: false\n");
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_TRUE(loaded->redis.Enabled());
+  EXPECT_EQ(loaded->redis.address, "127.0.0.1:6379");
+  EXPECT_EQ(loaded->redis.password, "redis-secret-value");
+  EXPECT_TRUE(
+      HasKeyReport(*loaded, "redis.connections.address", "redis.connection.address", "used"));
+  EXPECT_EQ(FormatConfigCheck(*loaded).find("redis-secret-value"), std::string::npos);
+}
+
+TEST_F(ConfigLoaderTest, RedisTlsIsRejectedWithReason) {
+  std::string message =
+      LoadError("redis:\n  connections:\n    address: 127.0.0.1:6379\n    tls: true\n");
+  EXPECT_THAT(message, HasSubstr("redis.connections.tls: true is not supported"));
+  EXPECT_THAT(message, HasSubstr("set tls: false"));
+}
+
+TEST_F(ConfigLoaderTest, RedisProtocolMustBeTcpOrUnix) {
+  std::string message =
+      LoadError("redis:\n  connections:\n    address: 127.0.0.1:6379\n    protocol: udp\n");
+  EXPECT_THAT(message, HasSubstr("redis.connections.protocol: invalid value \"udp\""));
+}
+
 TEST_F(ConfigLoaderTest, IgnoredPartsWarnWithReason) {
   auto loaded = Load(
       "license:\n"
@@ -766,11 +792,7 @@ TEST_F(ConfigLoaderTest, SeedProductionConfigIsRefusedNamingUnbuiltParts) {
   std::string message = LoadError(text);
 
   EXPECT_EQ(message,
-            At(LineOf(text, "address:")) +
-                "redis.connections.address: the Redis queue is not built yet; remove "
-                "redis.connections to use the in-process queue (redis.workersCount still sets "
-                "the number of workers)\n" +
-                At(LineOf(text, "enable: true")) +
+            At(LineOf(text, "enable: true")) +
                 "auth.awsCognito.enable: AWS Cognito login is not built yet; set "
                 "auth.awsCognito.enabled to false, or remove auth.awsCognito, to sign in with "
                 "Puddle's own accounts\n" +
@@ -788,7 +810,7 @@ TEST_F(ConfigLoaderTest, SeedProductionConfigIsRefusedNamingUnbuiltParts) {
   ASSERT_TRUE(inspection.error.has_value());
   std::string check = FormatConfigCheck(inspection.config);
   EXPECT_THAT(check,
-              HasSubstr("redis.connections.password\tredis.connections.password\trefused\n"));
+              HasSubstr("redis.connections.password\tredis.connections.password\tused\n"));
   EXPECT_THAT(check, HasSubstr("db.connection.drivername\tdb.connection.drivername\tused\n"));
   EXPECT_THAT(check, HasSubstr("db.connection.password\tdb.connection.password\tused\n"));
   EXPECT_THAT(check, HasSubstr("providers.aws.vpcId\tproviders.aws.pcId\trefused\n"));

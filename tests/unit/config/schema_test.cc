@@ -90,8 +90,12 @@ TEST(ConfigSchemaTest, PartsExplainThemselves) {
     const PartDefinition& part = parts[i];
     // Only a switched part may be used besides Puddle's own keys.
     if (part.key_class == KeyClass::kUsed) {
-      EXPECT_EQ(part.part_switch, PartSwitch::kKeyEquals) << part.name;
-      EXPECT_FALSE(part.switch_value.empty()) << part.name;
+      EXPECT_TRUE(part.part_switch == PartSwitch::kKeyEquals ||
+                  part.part_switch == PartSwitch::kNonEmptyKey)
+          << part.name;
+      if (part.part_switch == PartSwitch::kKeyEquals) {
+        EXPECT_FALSE(part.switch_value.empty()) << part.name;
+      }
     } else {
       EXPECT_NE(part.part_switch, PartSwitch::kKeyEquals) << part.name;
     }
