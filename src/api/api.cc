@@ -67,7 +67,10 @@ Status Api::Authenticate(RequestContext& context, const Route& route) {
   }
 
   std::string session = CookieValue(request.Header("cookie"), kSessionCookie);
-  bool checks_origin = !session.empty() || route.pattern == "/api/v1/auth/login";
+  // Sign-in is checked too, so another site cannot sign a browser into an account.
+  bool signs_in = route.pattern == "/api/v1/auth/login" ||
+                  (route.pattern == "/login" && request.method == "POST");
+  bool checks_origin = !session.empty() || signs_in;
   if (checks_origin && !IsNavigable(request, route)) {
     std::string_view site = request.Header("sec-fetch-site");
     if (site == "cross-site" || site == "same-site") {

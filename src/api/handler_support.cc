@@ -6,8 +6,10 @@ namespace puddle::api {
 
 Result<boost::json::object> ParseBody(const RequestContext& context) {
   std::string_view type = context.request.Header("content-type");
-  std::string_view media = type.substr(0, type.find(';'));
-  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  std::string media(type.substr(0, type.find(';')));
+  while (!media.empty() && media.back() == ' ') media.pop_back();
+  // Media types are case-insensitive (RFC 9110, section 8.3.1).
+  for (auto& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (media != "application/json") {
     return MakeError(ErrorCode::kUnsupportedMediaType,
                      "send the request body as JSON with Content-Type: application/json");

@@ -4,6 +4,8 @@ One server, an admin and two users. The first user owns a system of the fast
 test product; the second must not learn it exists.
 """
 
+import urllib.parse
+
 import e2e_support
 from e2e_support import PuddleTestCase
 
@@ -159,6 +161,16 @@ class AccessTest(PuddleTestCase):
                          {"username": OTHER[0], "password": OTHER[1]},
                          headers={"Origin": "https://evil.example"})
         self.assertError(reply, 403, "forbidden", message="login from https://evil.example")
+
+        # The HTML sign-in form is checked the same way: no session cookie is set.
+        form = urllib.parse.urlencode({"username": OTHER[0], "password": OTHER[1],
+                                       "next": "/"}).encode()
+        reply = self.api("POST", "/login", raw=form,
+                         content_type="application/x-www-form-urlencoded",
+                         headers={"Origin": "https://evil.example",
+                                  "Sec-Fetch-Site": "cross-site"})
+        self.assertEqual(reply.status, 403, f"form login from https://evil.example: {reply!r}")
+        self.assertIsNone(reply.header("set-cookie"), "a cross-site form login set a cookie")
 
         names = [key["name"] for key in
                  self.api("GET", "/api/v1/api-keys", token=self.other_token).json()["items"]]

@@ -1,6 +1,13 @@
 #include "providers/local/health_check.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
 
 #include <memory>
 #include <mutex>
@@ -42,6 +49,80 @@ ProductStatus CheckHttpHealth(const std::string& url, const std::string& token,
   long status = 0;
   curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
   return status == 200 ? ProductStatus::kReady : ProductStatus::kUnhealthy;
+}
+
+namespace {
+
+// /proc/net/tcp prints each 32-bit word of an address as %08X of its in-memory
+// value, so on a little-endian host 127.0.0.2 reads "0200007F".
+std::string ProcWords(const unsigned char* bytes, size_t length) {
+  std::string out;
+  for (size_t i = 0; i < length; i += 4) {
+    uint32_t word;
+    std::memcpy(&word, bytes + i, 4);
+    char text[9];
+    std::snprintf(text, sizeof text, "%08X", word);
+    out += text;
+  }
+  return out;
+}
+
+struct Listener {
+  std::string address;  // hex as in /proc/net/tcp*
+  uid_t uid;
+};
+
+std::vector<Listener> ListenersOnPort(const std::string& path, int port) {
+  std::vector<Listener> listeners;
+  std::ifstream file(path);
+  std::string line;
+  std::getline(file, line);  // header
+  while (std::getline(file, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues, timer, retransmits;
+    long uid = -1;
+    fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid;
+    if (state != "0A" || uid < 0) continue;  // 0A is TCP_LISTEN
+    size_t colon = local.find(':');
+    if (colon == std::string::npos) continue;
+    if (std::strtol(local.c_str() + colon + 1, nullptr, 16) != port) continue;
+    listeners.push_back({local.substr(0, colon), static_cast<uid_t>(uid)});
+  }
+  return listeners;
+}
+
+}  // namespace
+
+bool ListenerOwnedBy(const std::string& address, int port, uid_t uid) {
+  // The addresses a connection to `address` could land on.
+  std::vector<std::string> v4_matches, v6_matches;
+  unsigned char bytes[16] = {};
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1) {
+    v4_matches = {ProcWords(bytes, 4), "00000000"};
+    unsigned char mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(mapped + 12, bytes, 4);
+    v6_matches = {ProcWords(mapped, 16), std::string(32, '0')};
+  } else if (inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
+    v6_matches = {ProcWords(bytes, 16), std::string(32, '0')};
+  } else {
+    return false;
+  }
+
+  bool found = false;
+  auto check = [&](const std::vector<Listener>& listeners,
+                   const std::vector<std::string>& matches) {
+    for (const auto& listener : listeners) {
+      bool relevant = false;
+      for (const auto& match : matches) relevant = relevant || listener.address == match;
+      if (!relevant) continue;
+      if (listener.uid != uid) return false;
+      found = true;
+    }
+    return true;
+  };
+  if (!check(ListenersOnPort("/proc/net/tcp", port), v4_matches)) return false;
+  if (!check(ListenersOnPort("/proc/net/tcp6", port), v6_matches)) return false;
+  return found;
 }
 
 }  // namespace puddle::local

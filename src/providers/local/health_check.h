@@ -1,6 +1,8 @@
 // The product health check: one HTTP GET with the product's token.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <string>
 
@@ -14,5 +16,12 @@ namespace puddle::local {
 // anything else, including a timeout. Thread-safe.
 ProductStatus CheckHttpHealth(const std::string& url, const std::string& token,
                               std::chrono::milliseconds timeout);
+
+// Returns true when some TCP socket listens on `address`:`port` and every
+// socket that could take a connection to it (bound to that address, to its
+// IPv4-mapped form or to a wildcard) belongs to `uid`, per /proc/net/tcp and
+// /proc/net/tcp6. Another user's process that took the port first must never
+// receive the product's token.
+bool ListenerOwnedBy(const std::string& address, int port, uid_t uid);
 
 }  // namespace puddle::local

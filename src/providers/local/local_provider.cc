@@ -661,6 +661,13 @@ ProductStatus LocalProvider::CheckProduct(const LaunchRequest& request, std::str
   std::string path = BasePath(request.system_id, request.image.launch) +
                      request.image.launch.health_path;
   std::string url = "http://" + Address(parsed->port) + path;
+  // The token goes only to a listener of the system's own uid: another user's
+  // process may have taken the port before the product bound it.
+  if (!local::ListenerOwnedBy(options_.listen_address, static_cast<int>(parsed->port),
+                              static_cast<uid_t>(parsed->uid))) {
+    bool port_free = local::IsPortFree(options_.listen_address, static_cast<int>(parsed->port));
+    return port_free ? ProductStatus::kStarting : ProductStatus::kUnhealthy;
+  }
   return local::CheckHttpHealth(url, request.product_token, kHealthTimeout);
 }
 

@@ -285,6 +285,59 @@ TEST_F(LocalProviderTest, CreateRunsProductUnprivilegedAndReady) {
   EXPECT_EQ(HttpGet(url, "token " + request.product_token).status, 200);
 }
 
+// A listening socket of the test process (root) on 127.0.0.2, standing in for
+// another user's process that took a product's port.
+class ForeignListener {
+ public:
+  ForeignListener() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.2", &address.sin_addr);
+    bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    listen(fd_, 8);
+    socklen_t length = sizeof address;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    fcntl(fd_, F_SETFL, O_NONBLOCK);
+  }
+  ~ForeignListener() { close(fd_); }
+  int port() const { return port_; }
+  // True when someone connected since the listener opened.
+  bool WasContacted() const {
+    int client = accept(fd_, nullptr, nullptr);
+    if (client < 0) return false;
+    close(client);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST_F(LocalProviderTest, HealthCheckSendsTokenOnlyToOwnListener) {
+  LaunchRequest request = ProductRequest();
+  local::LocalState state = Create(request);
+  ASSERT_TRUE(WaitReady(request));
+  EXPECT_TRUE(local::ListenerOwnedBy("127.0.0.2", static_cast<int>(state.port),
+                                     static_cast<uid_t>(state.uid)));
+  EXPECT_FALSE(local::ListenerOwnedBy("127.0.0.2", static_cast<int>(state.port), 0));
+
+  // The same system's state, pointed at a port another uid (root here) holds.
+  ForeignListener foreign;
+  ASSERT_GT(foreign.port(), 0);
+  EXPECT_FALSE(local::ListenerOwnedBy("127.0.0.2", foreign.port(), static_cast<uid_t>(state.uid)));
+  std::string hijacked = systems_[request.system_id];
+  std::string from = "\"port\":" + std::to_string(state.port);
+  size_t at = hijacked.find(from);
+  ASSERT_NE(at, std::string::npos) << hijacked;
+  hijacked.replace(at, from.size(), "\"port\":" + std::to_string(foreign.port()));
+
+  EXPECT_EQ(provider_->CheckProduct(request, hijacked), ProductStatus::kUnhealthy);
+  EXPECT_FALSE(foreign.WasContacted()) << "the health check connected to another uid's listener";
+}
+
 TEST_F(LocalProviderTest, ProcessesRunAsOwnerUidNeverRoot) {
   LaunchRequest request = ProductRequest();
   local::LocalState state = Create(request);
