@@ -1,5 +1,7 @@
 #include "app/server.h"
 
+#include <unistd.h>
+
 #include <signal.h>
 
 #include <cstdio>
@@ -20,7 +22,9 @@ namespace puddle {
 namespace {
 
 // API handler threads, each of which may hold a store connection.
-constexpr int kHandlerThreads = 4;
+// Event streams hold a handler thread each (at most kMaxEventStreams), so there
+// are enough left for ordinary requests.
+constexpr int kHandlerThreads = 16;
 // Connections beyond the workers and handlers: loops, heartbeats and metrics.
 constexpr int kSpareConnections = 4;
 
@@ -198,6 +202,14 @@ int ResetPassword(const Config& config, const std::string& username, const std::
   // On PostgreSQL the data directory is not needed, so none is created.
   DataDir dir;
   if (!config.database.IsPostgres()) {
+    // A mistyped --data-dir must not create an empty installation.
+    std::string database = config.data_dir + "/puddle.db";
+    if (access(database.c_str(), F_OK) != 0) {
+      return Fail("reset password",
+                  Error{ErrorCode::kNotFound,
+                        "no Puddle database at " + database +
+                            "; pass the same --data-dir (or --config) as `puddle serve`"});
+    }
     auto prepared = PrepareDataDir(config.data_dir);
     if (!prepared) return Fail("prepare data directory", prepared.error());
     dir = std::move(*prepared);

@@ -157,6 +157,7 @@ Result<Actor> AuthService::Authenticate(const std::string& value, CredentialKind
     actor.username = user->username;
     actor.role = user->role;
     if (kind == CredentialKind::kSession) actor.session_hash = hash;
+    if (kind == CredentialKind::kToken) actor.token_hash = hash;
     // Refresh the idle clock at most once a minute, so reads stay reads.
     touch = credential->last_used_at + std::chrono::minutes(1) <= now;
     return Ok();
@@ -210,7 +211,10 @@ Status AuthService::ChangePassword(const Actor& actor, const std::string& curren
     if (!user) return NotSignedIn();
     user->password_hash = hash;
     PUDDLE_RETURN_IF_ERROR(tx.UpdateUser(*user));
-    return tx.DeleteCredentialsOfUser(actor.user_id, actor.session_hash);
+    // The credential this request came with keeps working; every other ends.
+    const std::string& current =
+        actor.session_hash.empty() ? actor.token_hash : actor.session_hash;
+    return tx.DeleteCredentialsOfUser(actor.user_id, current);
   });
 }
 

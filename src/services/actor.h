@@ -13,6 +13,8 @@ struct Actor {
   Role role = Role::kUser;
   // Hash of the session the request came with, if it is a browser session.
   std::string session_hash;
+  // Hash of the API token the request came with, if any.
+  std::string token_hash;
 
   bool IsAdmin() const { return role == Role::kAdmin; }
 };

@@ -176,6 +176,14 @@ class AccessTest(PuddleTestCase):
                  self.api("GET", "/api/v1/api-keys", token=self.other_token).json()["items"]]
         self.assertNotIn("evil", names)
 
+    def test_logout_with_token_revokes_it(self):
+        token = self.client.token_for_password(*OTHER)
+        self.assertEqual(self.api("GET", "/api/v1/auth/me", token=token).status, 200)
+        reply = self.api("POST", "/api/v1/auth/logout", token=token, raw=b"", content_type=None)
+        self.assertEqual(reply.status, 204, f"logout: {reply!r}")
+        self.assertError(self.api("GET", "/api/v1/auth/me", token=token), 401, "unauthenticated",
+                         message="the token still worked after logout")
+
     def test_disabled_user_loses_access_at_once(self):
         username, password = "leaving", "leaving-password-1"
         user = self.client.create_user(self.admin_token, username, password)

@@ -36,15 +36,17 @@ void AddAuthRoutes(Router& router, ApiDependencies& deps) {
 
   router.Add({"POST", "/api/v1/auth/logout", Access::kSignedIn,
               [&deps](RequestContext& context) -> Result<http::Response> {
+                // Ends the session, or the token the request was sent with.
                 const Actor& actor = ActorOf(context);
-                if (!actor.session_hash.empty()) {
-                  PUDDLE_RETURN_IF_ERROR(deps.auth.Logout(actor.session_hash));
-                }
+                const std::string& credential =
+                    actor.session_hash.empty() ? actor.token_hash : actor.session_hash;
+                if (!credential.empty()) PUDDLE_RETURN_IF_ERROR(deps.auth.Logout(credential));
                 auto response = NoContent();
                 response.headers.emplace_back("set-cookie", SessionCookie("", 0));
                 return response;
               },
-              {"End the browser session", "auth", 204}});
+              {"End the browser session, or revoke the token sent with the request", "auth",
+               204}});
 
   router.Add({"GET", "/api/v1/auth/me", Access::kSignedIn,
               [&deps](RequestContext& context) -> Result<http::Response> {

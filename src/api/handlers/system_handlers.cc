@@ -1,5 +1,7 @@
 // Routes under /api/v1/systems.
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "api/handler_support.h"
@@ -66,14 +68,34 @@ std::string EventStreamChunk(const Event& event) {
          boost::json::serialize(EventJson(event)) + "\n\n";
 }
 
-http::Response EventStream(SystemService& systems, const Actor& actor, const std::string& id,
-                           int64_t after) {
+// Each open stream holds a handler thread, so their number is capped.
+constexpr int kMaxEventStreams = 8;
+std::atomic<int> open_event_streams{0};
+
+// Counts one open stream for as long as the server keeps its body function.
+struct EventStreamSlot {
+  EventStreamSlot() { ++open_event_streams; }
+  ~EventStreamSlot() { --open_event_streams; }
+  EventStreamSlot(const EventStreamSlot&) = delete;
+  EventStreamSlot& operator=(const EventStreamSlot&) = delete;
+};
+
+Result<http::Response> EventStream(SystemService& systems, const Actor& actor,
+                                   const std::string& id, int64_t after) {
+  if (open_event_streams.load() >= kMaxEventStreams) {
+    Error error;
+    error.code = ErrorCode::kRateLimited;
+    error.message = "too many event streams are open; poll the events list instead, or retry";
+    error.retry_after_seconds = 5;
+    return tl::unexpected(error);
+  }
+  auto slot = std::make_shared<EventStreamSlot>();
   http::Response response;
   response.status = 200;
   response.SetHeader("content-type", "text/event-stream");
   response.SetHeader("cache-control", "no-store");
   auto cursor = std::make_shared<int64_t>(after);
-  response.stream = [&systems, actor, id, cursor]() -> std::optional<std::string> {
+  response.stream = [&systems, actor, id, cursor, slot]() -> std::optional<std::string> {
     auto events = systems.Events(actor, id, *cursor, 100);
     if (!events) return std::nullopt;  // access lost or system gone
     if (events->empty()) {

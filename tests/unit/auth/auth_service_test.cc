@@ -208,6 +208,29 @@ TEST_F(AuthServiceTest, ChangePasswordKeepsOnlyCurrentSession) {
   EXPECT_FALSE(auth_->AuthenticateSession(other->session).has_value());
 }
 
+TEST_F(AuthServiceTest, ChangePasswordWithTokenKeepsThatToken) {
+  auto current = auth_->TokenForPassword("alice", "alice-password", "192.0.2.1");
+  auto other = auth_->TokenForPassword("alice", "alice-password", "192.0.2.1");
+  ASSERT_TRUE(current.has_value());
+  ASSERT_TRUE(other.has_value());
+  auto actor = auth_->AuthenticateToken(current->token);
+  ASSERT_TRUE(actor.has_value());
+
+  ASSERT_TRUE(auth_->ChangePassword(*actor, "alice-password", "another-password", "192.0.2.1"));
+  EXPECT_TRUE(auth_->AuthenticateToken(current->token).has_value());
+  EXPECT_FALSE(auth_->AuthenticateToken(other->token).has_value());
+}
+
+TEST_F(AuthServiceTest, LogoutRevokesTheTokenUsed) {
+  auto token = auth_->TokenForPassword("alice", "alice-password", "192.0.2.1");
+  ASSERT_TRUE(token.has_value());
+  auto actor = auth_->AuthenticateToken(token->token);
+  ASSERT_TRUE(actor.has_value());
+  ASSERT_FALSE(actor->token_hash.empty());
+  ASSERT_TRUE(auth_->Logout(actor->token_hash));
+  EXPECT_FALSE(auth_->AuthenticateToken(token->token).has_value());
+}
+
 TEST_F(AuthServiceTest, ShortPasswordIsRejectedOnField) {
   auto status = AuthService::ValidatePassword("short", "password");
   ASSERT_FALSE(status.has_value());
