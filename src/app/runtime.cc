@@ -101,8 +101,10 @@ Result<std::unique_ptr<Runtime>> Runtime::Open(const Config& config, int extra_c
 
   int pool_size = static_cast<int>(config.workers) + extra_connections;
   PUDDLE_RETURN_IF_ERROR(runtime->OpenStoreAndInstallation(pool_size));
-  PUDDLE_RETURN_IF_ERROR(runtime->OpenProviders());
+  // Redis before the providers, so an unreachable Redis fails start-up before
+  // any firewall rule is installed.
   PUDDLE_RETURN_IF_ERROR(runtime->OpenDispatcher());
+  PUDDLE_RETURN_IF_ERROR(runtime->OpenProviders());
   runtime->systems_ = std::make_unique<SystemService>(*runtime->store_, *runtime->dispatcher_,
                                                       runtime->providers_, config,
                                                       runtime->installation_.token_secret);

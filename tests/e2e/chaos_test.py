@@ -25,6 +25,12 @@ The random seed is printed first; PUDDLE_CHAOS_SEED sets it. Thread timing
 still varies between runs, so a seed reproduces the plan (which request
 goes where, when each part crashes), not the exact interleaving. On failure
 the server and worker logs are copied to a directory named in the output.
+
+Limitations: a system that goes `failed` during the drive and is then
+started or deleted successfully is printed, not failed on, because only the
+end state is checked. A job held by a killed process waits for the job
+runner's 60 s silent-heartbeat limit, which the config cannot shorten, so
+the test takes about 2 minutes.
 """
 
 import collections
@@ -469,6 +475,9 @@ class ChaosTest(PuddleTestCase):
         self.installation = self.server.installation_id()
         self.assertTrue(self.installation, "no installation id in PostgreSQL")
         self.register_fast_product(self.token)
+        log(f"installation {self.installation}; serve on ports {self.server.port} and "
+            f"{self.server2.port}; PostgreSQL on {self.postgres.port}, Redis on "
+            f"{self.redis.port}; work directory {self.workdir}")
 
         plan = self.plan_chaos()
         log("chaos plan: " + ", ".join(f"{offset:.0f}s {event}" for offset, event in plan))
