@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
                  {.listen = true,
                   .workers = true,
                   .workers_help = "Job workers in this process, overriding the config's workers; "
-                                  "0 serves the API and runs no job (default 4)"});
+                                  "0 serves the API and runs no job (default 10)"});
   serve->callback([&] { exit_code = RunServerCommand(serve_flags, puddle::Serve); });
 
   ServerFlags worker_flags;
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   AddServerFlags(*worker, worker_flags,
                  {.workers = true,
                   .workers_help = "Job workers in this process, overriding the config's workers "
-                                  "(default 4)"});
+                                  "(default 10)"});
   worker->callback([&] { exit_code = RunServerCommand(worker_flags, puddle::RunWorker); });
 
   auto* config_command = app.add_subcommand("config", "Inspect the configuration");

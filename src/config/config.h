@@ -92,7 +92,7 @@ struct Config {
   int64_t max_keep_alive_minutes = 240;     // idleTimeout.maxKeepAliveMinutes
   std::string currency = "USD";             // costs.currency
   std::string vm_name_regexp = "^[-0-9a-z]*[0-9a-z]$";  // vmNameRegexp
-  int64_t workers = 4;                      // redis.workersCount / workers
+  int64_t workers = 10;                     // redis.workersCount / workers
   std::string log_level = "info";           // logs.level
   DatabaseConfig database;                  // db.connection.*
   RedisConfig redis;                        // redis.connections.*

@@ -109,8 +109,9 @@ PartDefinition UsedPart() {
            .read = ReadVmNameRegexp},
           {.key = "workers",
            .type = T::kInt,
-           .default_value = "4",
-           .meaning = "Number of job workers in each Puddle process.",
+           .default_value = "10",
+           .meaning = "Number of job workers in each Puddle process (the original's "
+                      "redis.workersCount default).",
            .alternatives = {"redis.workersCount"},
            .read = ReadWorkers},
           {.key = "logs.level",
