@@ -37,8 +37,31 @@ void JobRunner::Stop() {
 }
 
 void JobRunner::WorkerLoop(std::string worker_id) {
+  // While the store is unreachable (a database restart), claims back off
+  // exponentially instead of retrying at the poll rate.
+  int failures = 0;
   while (!stopping_) {
-    if (!RunOne(worker_id)) dispatcher_.WaitForWork(options_.poll_interval);
+    Error error;
+    ClaimResult result = ClaimAndRun(worker_id, error);
+    if (result == ClaimResult::kStoreFailed) {
+      ++failures;
+      auto delay = std::max(options_.poll_interval, BackoffFor(failures));
+      if (failures == 1 || failures % 10 == 0) {
+        log::Warning("job claim failed; retrying with backoff",
+                     {{"worker", worker_id},
+                      {"attempt", std::to_string(failures)},
+                      {"retry_in_ms", std::to_string(delay.count())},
+                      {"error", error.message}});
+      }
+      dispatcher_.WaitForWork(delay);
+      continue;
+    }
+    if (failures > 0) {
+      log::Info("job claims work again",
+                {{"worker", worker_id}, {"failed_attempts", std::to_string(failures)}});
+      failures = 0;
+    }
+    if (result == ClaimResult::kIdle) dispatcher_.WaitForWork(options_.poll_interval);
   }
 }
 
@@ -59,13 +82,22 @@ void JobRunner::HeartbeatLoop() {
 }
 
 bool JobRunner::RunOne(const std::string& worker_id) {
+  Error error;
+  ClaimResult result = ClaimAndRun(worker_id, error);
+  if (result == ClaimResult::kStoreFailed) {
+    log::Warning("job claim failed", {{"worker", worker_id}, {"error", error.message}});
+  }
+  return result == ClaimResult::kRan;
+}
+
+JobRunner::ClaimResult JobRunner::ClaimAndRun(const std::string& worker_id, Error& error) {
   auto claimed = store_.WriteValue<std::optional<Job>>(
       [&](Tx& tx) { return tx.ClaimJob(worker_id); });
   if (!claimed) {
-    log::Warning("job claim failed", {{"error", claimed.error().message}});
-    return false;
+    error = claimed.error();
+    return ClaimResult::kStoreFailed;
   }
-  if (!*claimed) return false;
+  if (!*claimed) return ClaimResult::kIdle;
   Job job = std::move(**claimed);
 
   {
@@ -82,7 +114,7 @@ bool JobRunner::RunOne(const std::string& worker_id) {
     running_.erase(job.id);
   }
   Finish(std::move(job), outcome);
-  return true;
+  return ClaimResult::kRan;
 }
 
 std::chrono::milliseconds JobRunner::BackoffFor(int attempt) const {

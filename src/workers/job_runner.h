@@ -60,7 +60,8 @@ class JobRunner {
   // Stops claiming, waits for running handlers to return, and leaves nothing claimed.
   void Stop();
 
-  // Claims and runs one job on the calling thread. Returns false when none was runnable.
+  // Claims and runs one job on the calling thread. Returns false when none was
+  // runnable or the store could not be reached.
   bool RunOne(const std::string& worker_id);
 
   // Requeues or fails jobs whose heartbeat is older than the silent limit.
@@ -71,7 +72,11 @@ class JobRunner {
   std::chrono::milliseconds BackoffFor(int attempt) const;
 
  private:
+  enum class ClaimResult { kRan, kIdle, kStoreFailed };
+
   void WorkerLoop(std::string worker_id);
+  // Claims and runs one job; `error` receives the store's error for kStoreFailed.
+  ClaimResult ClaimAndRun(const std::string& worker_id, Error& error);
   void HeartbeatLoop();
   void Finish(Job job, const Result<JobOutcome>& outcome);
   void FailForGood(Job job, const Error& error);

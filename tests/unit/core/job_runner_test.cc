@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include "common/ids.h"
 #include "core_fixture.h"
+#include "storage/sqlite/sqlite_database.h"
 
 namespace puddle::testing {
 namespace {
@@ -18,6 +20,41 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr const char* kWorkKind = "test.work";
+
+// Polls `condition` until it holds or `timeout` passes.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return condition();
+}
+
+// A database that can be switched off, standing in for a PostgreSQL server
+// that restarts: while down, every transaction fails as unavailable.
+class SwitchableDatabase final : public sql::Database {
+ public:
+  explicit SwitchableDatabase(std::unique_ptr<sql::Database> inner) : inner_(std::move(inner)) {}
+
+  std::string_view Dialect() const override { return inner_->Dialect(); }
+  Status InTx(sql::TxMode mode, const std::function<Status(sql::Connection&)>& body) override {
+    if (down_) {
+      ++refused_;
+      return MakeError(ErrorCode::kUnavailable, "database is down for the test");
+    }
+    return inner_->InTx(mode, body);
+  }
+  Status Migrate() override { return inner_->Migrate(); }
+
+  void SetDown(bool down) { down_ = down; }
+  int refused() const { return refused_; }
+
+ private:
+  std::unique_ptr<sql::Database> inner_;
+  std::atomic<bool> down_{false};
+  std::atomic<int> refused_{0};
+};
 
 class JobRunnerTest : public CoreTest {
  protected:
@@ -88,6 +125,45 @@ class JobRunnerTest : public CoreTest {
     return std::make_unique<JobRunner>(*store_, dispatcher_, options);
   }
 };
+
+TEST_F(JobRunnerTest, WorkersCarryOnAfterStoreOutage) {
+  // A second store on the same SQLite file, whose database the test switches off.
+  auto opened = sql::SqliteDatabase::Open(dir_.path() + "/puddle.db");
+  ASSERT_TRUE(opened) << opened.error().message;
+  auto switchable = std::make_unique<SwitchableDatabase>(std::move(*opened));
+  SwitchableDatabase* database = switchable.get();
+  Store flaky_store(std::move(switchable), clock_);
+  EmbeddedDispatcher dispatcher;
+  JobRunnerOptions options;
+  options.workers = 1;
+  options.process_id = "outage-test";
+  options.poll_interval = milliseconds(5);
+  options.heartbeat_interval = milliseconds(50);
+  options.backoff_base = milliseconds(5);
+  options.backoff_cap = milliseconds(20);
+  JobRunner runner(flaky_store, dispatcher, options);
+  std::atomic<int> ran{0};
+  runner.Register(
+      kWorkKind, [&](const Job&) -> Result<JobOutcome> {
+        ++ran;
+        return JobOutcome::kSucceeded;
+      },
+      nullptr);
+
+  database->SetDown(true);
+  runner.Start();
+  Job job = InsertJob(InsertBareSystem("outage"), kWorkKind);
+  ASSERT_TRUE(WaitFor([&] { return database->refused() >= 3; }, seconds(10)))
+      << "the worker stopped trying while the store was down";
+  EXPECT_EQ(ran.load(), 0);
+
+  database->SetDown(false);
+  dispatcher.Publish(job.id);
+  ASSERT_TRUE(WaitFor([&] { return ran.load() == 1; }, seconds(10)))
+      << "the worker did not pick up the job once the store was back";
+  runner.Stop();
+  EXPECT_EQ(GetJob(job.id).state, JobState::kSucceeded);
+}
 
 TEST_F(JobRunnerTest, BackoffDoublesUpToCap) {
   auto runner = MakeRunner(milliseconds(1000), milliseconds(5000));
