@@ -74,7 +74,7 @@ Status Api::Authenticate(RequestContext& context, const Route& route) {
   if (checks_origin && !IsNavigable(request, route)) {
     std::string_view site = request.Header("sec-fetch-site");
     if (site == "cross-site" || site == "same-site") {
-      return MakeError(ErrorCode::kForbidden, "cross-site requests are refused");
+      return MakeError(ErrorCode::kForbidden, "cross-site requests with a session cookie are rejected; send a token instead");
     }
     std::string_view origin = request.Header("origin");
     if (!origin.empty()) {

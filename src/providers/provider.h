@@ -26,7 +26,7 @@
 
 namespace puddle {
 
-// What a provider needs to create or start one system.
+// The inputs a provider needs to create or start one system.
 struct LaunchRequest {
   std::string installation_id;
   std::string system_id;
@@ -42,10 +42,10 @@ struct LaunchRequest {
   std::string product_token;
 };
 
-// Why a machine that should run is gone.
+// The reason a machine that should run is gone.
 enum class GoneReason { kNone, kProcessExited, kHostRestarted, kVanished };
 
-// What the provider sees of one system right now.
+// The provider's observation of one system right now.
 struct Observation {
   VmStatus vm_status = VmStatus::kUnknown;
   // host:port the product serves on, empty when not running.
@@ -96,7 +96,7 @@ class Provider {
   virtual Result<Observation> Poll(std::string_view system_id, std::string_view state) = 0;
 
   // Asks the product its health (for Jupyter, GET <basePath>api/status with its
-  // token). Returns kReady, kStarting (not answering yet) or kUnhealthy.
+  // token). Returns kReady, kStarting (not listening yet) or kUnhealthy.
   virtual ProductStatus CheckProduct(const LaunchRequest& request, std::string_view state) = 0;
 
   // Returns up to `lines` last lines of the product's output.
@@ -106,7 +106,7 @@ class Provider {
   // Lists every resource tagged with this installation, for the orphan sweeper.
   virtual Result<std::vector<OwnedResource>> ListOwned() = 0;
 
-  // Price the provider knows for `type`, if any.
+  // The hourly price the provider has for `type`, if any.
   virtual std::optional<double> HourlyPrice(const SystemType& type) const { return std::nullopt; }
 };
 

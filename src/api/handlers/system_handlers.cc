@@ -68,7 +68,7 @@ std::string EventStreamChunk(const Event& event) {
          boost::json::serialize(EventJson(event)) + "\n\n";
 }
 
-// Each open stream holds a handler thread, so their number is capped.
+// Each open stream occupies a handler thread, so their number is capped.
 constexpr int kMaxEventStreams = 8;
 std::atomic<int> open_event_streams{0};
 

@@ -237,14 +237,28 @@ Result<JobOutcome> SystemJobs::Stop(const Job& job) {
 }
 
 Result<JobOutcome> SystemJobs::Reboot(const Job& job) {
+  return Relaunch(job, SystemStatus::kRebooting, "reboot machine",
+                  "Machine restarted; waiting for the product");
+}
+
+Result<JobOutcome> SystemJobs::RestartProduct(const Job& job) {
+  // For processes the product is the machine: restarting one restarts the other.
+  return Relaunch(job, SystemStatus::kStarting, "restart product",
+                  "Product restarted; waiting for it to answer");
+}
+
+Result<JobOutcome> SystemJobs::Relaunch(const Job& job, SystemStatus from,
+                                        const std::string& error_context,
+                                        const std::string& message) {
   PUDDLE_ASSIGN_OR_RETURN(auto context, Load(job));
-  if (context.system.status != SystemStatus::kRebooting) return JobOutcome::kSuperseded;
-  auto rebooted = context.provider->Reboot(context.launch, context.system.provider_state);
-  if (!rebooted) return tl::unexpected(rebooted.error().WithContext("reboot machine"));
-  std::string state = *rebooted;
+  if (context.system.status != from) return JobOutcome::kSuperseded;
+  auto relaunched = context.provider->Reboot(context.launch, context.system.provider_state);
+  if (!relaunched) return tl::unexpected(relaunched.error().WithContext(error_context));
+  std::string state = *relaunched;
   PUDDLE_ASSIGN_OR_RETURN(auto observed, context.provider->Poll(context.system.id, state));
 
-  PUDDLE_ASSIGN_OR_RETURN(bool saved, Transition(job, {SystemStatus::kRebooting},
+  // The cost session stays open: the system never left running for good.
+  PUDDLE_ASSIGN_OR_RETURN(bool saved, Transition(job, {from},
                                                  [&](Tx&, System& system) {
                                                    system.status = SystemStatus::kStarting;
                                                    system.provider_state = state;
@@ -252,38 +266,10 @@ Result<JobOutcome> SystemJobs::Reboot(const Job& job) {
                                                    system.product_status = ProductStatus::kStarting;
                                                    system.address = observed.address;
                                                  },
-                                                 "Machine restarted; waiting for the product"));
+                                                 message));
   if (!saved) return JobOutcome::kSuperseded;
   context.system.provider_state = state;
-  PUDDLE_ASSIGN_OR_RETURN(bool ready, WaitUntilReady(job, context, SystemStatus::kStarting));
-  if (!ready) return JobOutcome::kSuperseded;
-  PUDDLE_ASSIGN_OR_RETURN(bool running, Transition(job, {SystemStatus::kStarting},
-                                                   [](Tx&, System& system) {
-                                                     system.status = SystemStatus::kRunning;
-                                                     system.product_status = ProductStatus::kReady;
-                                                   },
-                                                   "System is running"));
-  return running ? JobOutcome::kSucceeded : JobOutcome::kSuperseded;
-}
 
-Result<JobOutcome> SystemJobs::RestartProduct(const Job& job) {
-  PUDDLE_ASSIGN_OR_RETURN(auto context, Load(job));
-  if (context.system.status != SystemStatus::kStarting) return JobOutcome::kSuperseded;
-  // For processes the product is the machine: restarting one restarts the other.
-  auto restarted = context.provider->Reboot(context.launch, context.system.provider_state);
-  if (!restarted) return tl::unexpected(restarted.error().WithContext("restart product"));
-  std::string state = *restarted;
-  PUDDLE_ASSIGN_OR_RETURN(auto observed, context.provider->Poll(context.system.id, state));
-  PUDDLE_ASSIGN_OR_RETURN(bool saved, Transition(job, {SystemStatus::kStarting},
-                                                 [&](Tx&, System& system) {
-                                                   system.provider_state = state;
-                                                   system.vm_status = observed.vm_status;
-                                                   system.product_status = ProductStatus::kStarting;
-                                                   system.address = observed.address;
-                                                 },
-                                                 "Product restarted; waiting for it to answer"));
-  if (!saved) return JobOutcome::kSuperseded;
-  context.system.provider_state = state;
   PUDDLE_ASSIGN_OR_RETURN(bool ready, WaitUntilReady(job, context, SystemStatus::kStarting));
   if (!ready) return JobOutcome::kSuperseded;
   PUDDLE_ASSIGN_OR_RETURN(bool running, Transition(job, {SystemStatus::kStarting},

@@ -53,6 +53,10 @@ class SystemJobs {
   // passes, the process dies or the system leaves `status`.
   Result<bool> WaitUntilReady(const Job& job, Context& context, SystemStatus status);
   Result<JobOutcome> Launch(const Job& job, SystemStatus launching);
+  // Restarts a running machine (reboot, restart-product) from status `from`
+  // and waits until its product is ready again.
+  Result<JobOutcome> Relaunch(const Job& job, SystemStatus from, const std::string& error_context,
+                              const std::string& message);
 
   Store& store_;
   const ProviderMap& providers_;

@@ -151,7 +151,9 @@ TEST_F(AuthServiceTest, DisablingEndsSessionsTokensAndKeys) {
   auto token = auth_->TokenForPassword("alice", "alice-password", "192.0.2.1");
   Actor alice{alice_id_, "alice", Role::kUser, ""};
   auto key = users_->CreateApiKey(alice, "laptop");
-  ASSERT_TRUE(grant && token && key);
+  ASSERT_TRUE(grant.has_value());
+  ASSERT_TRUE(token.has_value());
+  ASSERT_TRUE(key.has_value());
 
   UserPatch patch;
   patch.disabled = true;
@@ -185,7 +187,8 @@ TEST_F(AuthServiceTest, ApiKeySecretIsCheckedAndStoredHashed) {
 TEST_F(AuthServiceTest, CsrfTokenIsBoundToSession) {
   auto first = auth_->Login("alice", "alice-password", "192.0.2.1");
   auto second = auth_->Login("alice", "alice-password", "192.0.2.1");
-  ASSERT_TRUE(first && second);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
   std::string first_hash = Sha256Hex(first->session);
   std::string second_hash = Sha256Hex(second->session);
   EXPECT_TRUE(auth_->CheckCsrf(first_hash, first->csrf_token));
@@ -196,7 +199,8 @@ TEST_F(AuthServiceTest, CsrfTokenIsBoundToSession) {
 TEST_F(AuthServiceTest, ChangePasswordKeepsOnlyCurrentSession) {
   auto current = auth_->Login("alice", "alice-password", "192.0.2.1");
   auto other = auth_->Login("alice", "alice-password", "192.0.2.2");
-  ASSERT_TRUE(current && other);
+  ASSERT_TRUE(current.has_value());
+  ASSERT_TRUE(other.has_value());
   Actor alice{alice_id_, "alice", Role::kUser, Sha256Hex(current->session)};
 
   auto wrong = auth_->ChangePassword(alice, "not-my-password", "another-password", "192.0.2.1");

@@ -21,7 +21,7 @@ using std::chrono::seconds;
 
 constexpr const char* kWorkKind = "test.work";
 
-// Polls `condition` until it holds or `timeout` passes.
+// Polls `condition` until it is true or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
