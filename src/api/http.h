@@ -54,6 +54,45 @@ struct Response {
 // Runs on a handler thread, where blocking (database, provider) is allowed.
 using Handler = std::function<Response(Request&)>;
 
+// Where and how the server forwards one request to a product (the access
+// proxy). The server streams the request body up and the response down
+// without buffering them whole, and after a 101 answer to a WebSocket upgrade
+// it relays frames both ways until either side closes.
+struct ProxyTarget {
+  // IP literal and port of the product: "10.213.0.2:20001", "[::1]:8888".
+  std::string address;
+  // Request target sent to the product: path and query.
+  std::string target;
+  // The complete header set sent to the product, built by the caller: the
+  // client's headers minus Puddle's credentials, plus the product's own
+  // credential, Host and X-Forwarded-*. The server adds the framing headers
+  // (Content-Length or Transfer-Encoding, and Connection/Upgrade for a
+  // WebSocket upgrade) and drops any hop-by-hop header left here.
+  HeaderList request_headers;
+  // Response headers (lower-case names) removed before the response reaches
+  // the client, such as "set-cookie" on Puddle's own origin.
+  std::vector<std::string> remove_response_headers;
+  // Response headers added (replacing any of the same name).
+  HeaderList add_response_headers;
+  // Largest request body forwarded; a larger one gets 413. 0: no limit.
+  size_t max_body_bytes = 0;
+  // Called, on an I/O thread, with each complete text or binary message the
+  // client sends over a proxied WebSocket (unmasked, at most the first 64 KiB
+  // of it). Must be quick and must not block. May be empty.
+  std::function<void(std::string_view message)> on_client_message;
+};
+
+// What to do with a request, decided from its head before the body is read:
+// answer at once, forward it to a product, or (neither set) read the body and
+// call the Handler as usual.
+struct HeadDecision {
+  std::optional<Response> response;
+  std::optional<ProxyTarget> proxy;
+};
+
+// Runs on a handler thread with `request.body` empty.
+using HeadHandler = std::function<HeadDecision(const Request&)>;
+
 Response JsonResponse(int status, std::string body);
 
 }  // namespace puddle::http

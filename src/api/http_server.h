@@ -60,6 +60,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(10);
   // Called on a handler thread for every request; required.
   http::Handler handler;
+  // Called first, on a handler thread, with each request's head; it may
+  // answer at once or have the request forwarded to a product. Optional.
+  http::HeadHandler head_handler;
 };
 
 // Thread-safe: Start() and Stop() may be called from any thread except a
