@@ -11,7 +11,7 @@ build_packages=(
   libgtest-dev libgmock-dev
 )
 run_packages=(jupyter-notebook procps iproute2 iptables ca-certificates)
-test_packages=(curl sqlite3 python3 openssl postgresql-15 redis-server)
+test_packages=(curl sqlite3 python3 python3-websocket openssl postgresql-15 redis-server)
 
 wanted=("${build_packages[@]}" "${run_packages[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -37,6 +37,9 @@ class Api {
 
   http::Response Handle(http::Request& request);
   const Router& router() const { return router_; }
+  // For routes registered outside AddRoutes (the access proxy's /open);
+  // call only before the server starts.
+  Router& mutable_router() { return router_; }
 
  private:
   http::Response Dispatch(http::Request& request, std::string& route_label);

@@ -54,7 +54,8 @@ Result<PageRequest> ParsePage(const RequestContext& context) {
 }
 
 http::Response JsonReply(int status, const boost::json::value& body) {
-  return http::JsonResponse(status, boost::json::serialize(body));
+  // Money in plain decimals (0.05, never 5E-2).
+  return http::JsonResponse(status, json::Serialize(body));
 }
 
 http::Response NoContent() {

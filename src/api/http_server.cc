@@ -4,7 +4,7 @@
 // the server uses four stream operations only: read some, write a string, TLS
 // handshake and TLS shutdown. It feeds Beast's parser by hand, formats
 // response heads itself (http_wire.cc), and times connections out with one
-// timer per session.
+// timer per session. Forwarding to products lives in proxy_transport.cc.
 #include "api/http_server.h"
 
 #include <poll.h>
@@ -44,28 +44,23 @@
 #include "api/error_mapping.h"
 #include "api/http_wire.h"
 #include "api/request_target.h"
+#include "api/server_session.h"
 #include "common/ids.h"
 #include "common/log.h"
 
 namespace puddle {
+
+using namespace server_internal;  // NOLINT: the types this file shares with proxy_transport.cc
+
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-namespace ssl = boost::asio::ssl;
-using tcp = asio::ip::tcp;
-using SystemError = boost::system::error_code;
 using RequestParser = bhttp::request_parser<bhttp::string_body>;
-
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
 // Mozilla's "intermediate" TLS 1.2 suites; TLS 1.3 keeps OpenSSL's defaults.
 constexpr char kTls12Ciphers[] =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-constexpr size_t kReadBytes = 16 << 10;
 // Time to wait for the client's close_notify after sending ours.
 constexpr std::chrono::seconds kTlsShutdownTimeout{2};
 // After rejecting a request whose body may still be arriving, the server
@@ -76,16 +71,12 @@ constexpr std::chrono::seconds kLingerTimeout{2};
 constexpr size_t kMaxLingerBytes = 16 << 20;
 // Time Stop() waits for connections it closed by force to wind down.
 constexpr std::chrono::seconds kForcedCloseWait{1};
+// Room for one piece of a request body read after the head handler ran.
+constexpr size_t kBodyPieceBytes = 64 << 10;
 
-// Next step for a connection after one exchange.
-enum class Next {
-  kKeepAlive,       // read the next request
-  kCloseTls,        // send close_notify, then close
-  kLingerAndClose,  // close after discarding what the client still sends
-  kClose,           // close the socket now
-};
+}  // namespace
 
-struct Session;
+namespace server_internal {
 
 // Live connections, so Stop() can close them and wait for them to end.
 class SessionRegistry {
@@ -127,38 +118,32 @@ class SessionRegistry {
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions_;  // guarded by mutex_
 };
 
-// One TLS connection. Its members are used only on its strand.
-struct Session {
-  Session(SessionRegistry* registry, tcp::socket socket, ssl::context& context)
-      : registry(registry), stream(std::move(socket), context), deadline(stream.get_executor()) {
-    deadline.expires_at(asio::steady_timer::time_point::max());
-  }
-  ~Session() { registry->Remove(this); }
+Session::~Session() { registry->Remove(this); }
 
-  tcp::socket& Socket() { return stream.next_layer(); }
+asio::awaitable<SystemError> ReadSome(Session& session) {
+  auto [error, bytes] =
+      co_await session.stream.async_read_some(session.buffer.prepare(kReadBytes), kNoThrow);
+  session.buffer.commit(bytes);
+  co_return error;
+}
 
-  // Arms the deadline: WatchDeadline() closes the socket once it passes,
-  // which fails the operation under way.
-  void ExpireAfter(std::chrono::milliseconds timeout) { deadline.expires_after(timeout); }
-  // Lifts the deadline while a handler runs: handlers may take their time.
-  void Disarm() { deadline.expires_at(asio::steady_timer::time_point::max()); }
+asio::awaitable<SystemError> WriteAll(Session& session, std::string_view data) {
+  auto [error, bytes] =
+      co_await asio::async_write(session.stream, asio::buffer(data.data(), data.size()), kNoThrow);
+  co_return error;
+}
 
-  // Closes the socket and ends WatchDeadline().
-  void Close() {
-    SystemError ignored;
-    Socket().close(ignored);
-    deadline.cancel();
-  }
+http::Response MakeErrorResponse(ErrorCode code, std::string message,
+                                 std::string_view request_id) {
+  Error error;
+  error.code = code;
+  error.message = std::move(message);
+  return http::ErrorResponse(error, request_id);
+}
 
-  SessionRegistry* registry;
-  ssl::stream<tcp::socket> stream;
-  asio::steady_timer deadline;
-  beast::flat_buffer buffer;
-  std::string peer_address;
-  // True while no request is under way (TLS handshake, waiting for the next
-  // request), when Stop() may close the connection at once.
-  bool idle = true;
-};
+}  // namespace server_internal
+
+namespace {
 
 asio::awaitable<void> WatchDeadline(std::shared_ptr<Session> session) {
   while (session->Socket().is_open()) {
@@ -168,22 +153,6 @@ asio::awaitable<void> WatchDeadline(std::shared_ptr<Session> session) {
       session->Socket().close(ignored);
     }
   }
-}
-
-// Facts about the request that the response writer needs.
-struct Exchange {
-  unsigned version = 11;
-  bool head = false;
-  bool keep_alive = false;
-  std::string request_id;
-};
-
-http::Response MakeErrorResponse(ErrorCode code, std::string message,
-                                 std::string_view request_id) {
-  Error error;
-  error.code = code;
-  error.message = std::move(message);
-  return http::ErrorResponse(error, request_id);
 }
 
 std::string PeerAddress(const tcp::endpoint& endpoint) {
@@ -258,6 +227,46 @@ bool PeerHungUp(Session& session) {
   return (descriptor.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
+// Builds the handler's view of a request head, with an empty body.
+http::Request MakeRequest(const bhttp::request_header<>& header, const std::string& peer_address) {
+  http::Request request;
+  request.method = std::string(header.method_string());
+  request.target = std::string(header.target());
+  request.peer_address = peer_address;
+  request.request_id = NewId();
+  for (const auto& field : header) {
+    request.headers.emplace_back(ToLower(field.name_string()), std::string(field.value()));
+  }
+  return request;
+}
+
+// Checks what Beast's parser leaves to the server, and decodes the target
+// into request.path and request.query. Returns the 400 response to send for a
+// bad request; `connection_usable` then says whether the connection may serve
+// another request afterwards (only the target was wrong).
+std::optional<http::Response> CheckHead(http::Request& request, unsigned version,
+                                        bool& connection_usable) {
+  // RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one before.
+  size_t host_count = 0;
+  for (const auto& [name, value] : request.headers) {
+    if (name == "host") ++host_count;
+  }
+  if (host_count > 1 || (host_count == 0 && version >= 11)) {
+    connection_usable = false;
+    return MakeErrorResponse(ErrorCode::kValidationFailed, "request needs exactly one Host header",
+                             request.request_id);
+  }
+
+  auto target = http::ParseRequestTarget(request.target);
+  if (!target) {
+    connection_usable = true;
+    return http::ErrorResponse(target.error(), request.request_id);
+  }
+  request.path = std::move(target->path);
+  request.query = std::move(target->query);
+  return std::nullopt;
+}
+
 void LogTaskFailure(std::string_view task, std::exception_ptr failure) {
   if (!failure) return;
   std::string what = "exception of unknown type";
@@ -291,9 +300,12 @@ class HttpServer::Impl {
 
   asio::awaitable<void> RunSession(std::shared_ptr<Session> session);
   asio::awaitable<Next> ServeRequest(Session& session, bool first);
+  asio::awaitable<Next> ServeRequestInTwoSteps(Session& session);
+  asio::awaitable<Next> RespondToHead(Session& session, const HeadParser& parser,
+                                      Exchange exchange, http::Response response);
+  asio::awaitable<Next> HandleAndRespond(Session& session, const Exchange& exchange,
+                                         http::Request& request);
   asio::awaitable<SystemError> ReadRequest(Session& session, RequestParser& parser);
-  asio::awaitable<SystemError> ReadSome(Session& session);
-  asio::awaitable<SystemError> WriteAll(Session& session, const std::string& data);
   asio::awaitable<Next> RejectUnreadable(Session& session, const SystemError& error);
   asio::awaitable<Next> Reject(Session& session, http::Response response);
   asio::awaitable<Next> Respond(Session& session, const Exchange& exchange,
@@ -305,6 +317,9 @@ class HttpServer::Impl {
   asio::awaitable<void> RunOnHandlerThread(std::function<void()> work);
 
   http::Response CallHandler(http::Request& request);
+  http::HeadDecision CallHeadHandler(const http::Request& request);
+  Exchange MakeExchange(const bhttp::request_header<>& header, bool keep_alive) const;
+  std::uint32_t HeaderLimit() const;
   std::optional<std::string> PullChunk(http::Response& response, const std::string& request_id);
 
   const HttpServerOptions options_;
@@ -510,9 +525,9 @@ asio::awaitable<Next> HttpServer::Impl::ServeRequest(Session& session, bool firs
 
   // Read the whole request within one request timeout.
   session.ExpireAfter(options_.request_timeout);
+  if (options_.head_handler) co_return co_await ServeRequestInTwoSteps(session);
   RequestParser parser;
-  parser.header_limit(static_cast<std::uint32_t>(
-      std::min<size_t>(options_.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+  parser.header_limit(HeaderLimit());
   parser.body_limit(options_.max_body_bytes);
   if (SystemError error = co_await ReadRequest(session, parser)) {
     co_return co_await RejectUnreadable(session, error);
@@ -520,37 +535,95 @@ asio::awaitable<Next> HttpServer::Impl::ServeRequest(Session& session, bool firs
 
   // Build the handler's view of the request.
   auto message = parser.release();
-  Exchange exchange;
-  exchange.version = message.version();
-  exchange.head = message.method() == bhttp::verb::head;
-  exchange.keep_alive = message.keep_alive() && !stopping_;
-  http::Request request;
-  request.method = std::string(message.method_string());
-  request.target = std::string(message.target());
-  request.peer_address = session.peer_address;
-  request.request_id = NewId();
+  Exchange exchange = MakeExchange(message, message.keep_alive());
+  http::Request request = MakeRequest(message, session.peer_address);
   exchange.request_id = request.request_id;
-  size_t host_count = 0;
-  for (const auto& field : message) {
-    request.headers.emplace_back(ToLower(field.name_string()), std::string(field.value()));
-    if (field.name() == bhttp::field::host) ++host_count;
-  }
   request.body = std::move(message.body());
-
-  // RFC 9112 section 3.2: exactly one Host in HTTP/1.1, at most one before.
-  if (host_count > 1 || (host_count == 0 && exchange.version >= 11)) {
-    http::Response rejection = MakeErrorResponse(
-        ErrorCode::kValidationFailed, "request needs exactly one Host header", request.request_id);
-    co_return co_await Reject(session, std::move(rejection));
+  bool connection_usable = true;
+  if (auto rejection = CheckHead(request, exchange.version, connection_usable)) {
+    if (connection_usable) co_return co_await Respond(session, exchange, std::move(*rejection));
+    co_return co_await Reject(session, std::move(*rejection));
   }
-  auto target = http::ParseRequestTarget(request.target);
-  if (!target) {
-    http::Response rejection = http::ErrorResponse(target.error(), request.request_id);
-    co_return co_await Respond(session, exchange, std::move(rejection));
-  }
-  request.path = std::move(target->path);
-  request.query = std::move(target->query);
+  co_return co_await HandleAndRespond(session, exchange, request);
+}
 
+// Serves a request when a head handler is set: the head handler sees the
+// head first, then the body is read for the handler, forwarded to a product,
+// or left unread behind the head handler's own response.
+asio::awaitable<Next> HttpServer::Impl::ServeRequestInTwoSteps(Session& session) {
+  HeadParser parser;
+  parser.header_limit(HeaderLimit());
+  // The limit depends on the head handler's decision, so each path below
+  // checks its own.
+  parser.body_limit(boost::none);
+  if (SystemError error = co_await ReadHead(session, parser)) {
+    co_return co_await RejectUnreadable(session, error);
+  }
+
+  const auto& header = parser.get();
+  Exchange exchange = MakeExchange(header, parser.keep_alive());
+  http::Request request = MakeRequest(header, session.peer_address);
+  exchange.request_id = request.request_id;
+  bool connection_usable = true;
+  if (auto rejection = CheckHead(request, exchange.version, connection_usable)) {
+    if (connection_usable && parser.is_done()) {
+      co_return co_await Respond(session, exchange, std::move(*rejection));
+    }
+    co_return co_await Reject(session, std::move(*rejection));
+  }
+
+  http::HeadDecision decision;
+  session.Disarm();
+  std::function<void()> call = [&] { decision = CallHeadHandler(request); };
+  co_await RunOnHandlerThread(std::move(call));
+  session.ExpireAfter(options_.request_timeout);
+
+  if (decision.response) {
+    co_return co_await RespondToHead(session, parser, exchange, std::move(*decision.response));
+  }
+  if (decision.proxy) {
+    ProxySettings settings{options_.proxy_connect_timeout, options_.proxy_idle_timeout,
+                           options_.request_timeout, &stopping_};
+    co_return co_await ForwardToProduct(session, parser, exchange, request,
+                                        std::move(*decision.proxy), settings);
+  }
+
+  // Neither: read the body within the server's limit and call the handler.
+  BodySink append = [&request](std::string_view piece) -> asio::awaitable<bool> {
+    request.body.append(piece);
+    co_return true;
+  };
+  BodyStatus status = co_await ReadBody(session, parser, options_.max_body_bytes,
+                                        std::chrono::milliseconds(0), append);
+  if (status != BodyStatus::kComplete) {
+    std::optional<http::Response> rejection =
+        BodyFailureResponse(status, options_.max_body_bytes, request.request_id);
+    if (!rejection) co_return Next::kClose;
+    co_return co_await Reject(session, std::move(*rejection));
+  }
+  co_return co_await HandleAndRespond(session, exchange, request);
+}
+
+// Sends the head handler's own response. A body the client may still be
+// sending stays unread, so the connection then closes after the response.
+asio::awaitable<Next> HttpServer::Impl::RespondToHead(Session& session, const HeadParser& parser,
+                                                      Exchange exchange,
+                                                      http::Response response) {
+  bool body_unread = !parser.is_done();
+  if (body_unread) exchange.keep_alive = false;
+  Next next = Next::kClose;
+  if (response.stream && !exchange.head) {
+    next = co_await RespondWithStream(session, exchange, std::move(response));
+  } else {
+    next = co_await Respond(session, exchange, std::move(response));
+  }
+  if (body_unread && next == Next::kCloseTls) next = Next::kLingerAndClose;
+  co_return next;
+}
+
+asio::awaitable<Next> HttpServer::Impl::HandleAndRespond(Session& session,
+                                                         const Exchange& exchange,
+                                                         http::Request& request) {
   http::Response response;
   session.Disarm();
   std::function<void()> call = [&] { response = CallHandler(request); };
@@ -559,6 +632,20 @@ asio::awaitable<Next> HttpServer::Impl::ServeRequest(Session& session, bool firs
     co_return co_await RespondWithStream(session, exchange, std::move(response));
   }
   co_return co_await Respond(session, exchange, std::move(response));
+}
+
+Exchange HttpServer::Impl::MakeExchange(const bhttp::request_header<>& header,
+                                        bool keep_alive) const {
+  Exchange exchange;
+  exchange.version = header.version();
+  exchange.head = header.method() == bhttp::verb::head;
+  exchange.keep_alive = keep_alive && !stopping_;
+  return exchange;
+}
+
+std::uint32_t HttpServer::Impl::HeaderLimit() const {
+  return static_cast<std::uint32_t>(
+      std::min<size_t>(options_.max_header_bytes, std::numeric_limits<std::uint32_t>::max()));
 }
 
 // Feeds Beast's parser from the session buffer, reading more as it needs,
@@ -592,17 +679,84 @@ asio::awaitable<SystemError> HttpServer::Impl::ReadRequest(Session& session,
   }
 }
 
-asio::awaitable<SystemError> HttpServer::Impl::ReadSome(Session& session) {
-  auto [error, bytes] =
-      co_await session.stream.async_read_some(session.buffer.prepare(kReadBytes), kNoThrow);
-  session.buffer.commit(bytes);
-  co_return error;
+namespace server_internal {
+
+asio::awaitable<SystemError> ReadHead(Session& session, HeadParser& parser) {
+  for (;;) {
+    SystemError error;
+    if (session.buffer.size() > 0) {
+      size_t used = parser.put(session.buffer.data(), error);
+      session.buffer.consume(used);
+    }
+    if (error && error != bhttp::error::need_more) co_return error;
+    if (parser.is_header_done()) co_return SystemError();
+    if (SystemError read_error = co_await ReadSome(session)) co_return read_error;
+  }
 }
 
-asio::awaitable<SystemError> HttpServer::Impl::WriteAll(Session& session, const std::string& data) {
-  auto [error, bytes] = co_await asio::async_write(session.stream, asio::buffer(data), kNoThrow);
-  co_return error;
+asio::awaitable<BodyStatus> ReadBody(Session& session, HeadParser& parser, size_t max_bytes,
+                                     std::chrono::milliseconds read_timeout,
+                                     const BodySink& sink) {
+  boost::optional<std::uint64_t> declared = parser.content_length();
+  if (max_bytes > 0 && declared && *declared > max_bytes) co_return BodyStatus::kTooLarge;
+  if (parser.is_done()) co_return BodyStatus::kComplete;
+
+  const auto& header = parser.get();
+  if (header.version() >= 11 && beast::iequals(header[bhttp::field::expect], "100-continue")) {
+    const std::string proceed = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (SystemError error = co_await WriteAll(session, proceed)) co_return BodyStatus::kClientFailed;
+  }
+
+  // Take the body as it arrives, one piece of at most kBodyPieceBytes at a time.
+  parser.eager(true);
+  std::vector<char> piece(kBodyPieceBytes);
+  std::uint64_t total = 0;
+  for (;;) {
+    parser.get().body().data = piece.data();
+    parser.get().body().size = piece.size();
+    SystemError error;
+    size_t used = 0;
+    if (session.buffer.size() > 0) {
+      used = parser.put(session.buffer.data(), error);
+      session.buffer.consume(used);
+    }
+    if (error == bhttp::error::need_buffer) error = {};
+    if (error && error != bhttp::error::need_more) co_return BodyStatus::kMalformed;
+
+    size_t produced = piece.size() - parser.get().body().size;
+    if (produced > 0) {
+      total += produced;
+      if (max_bytes > 0 && total > max_bytes) co_return BodyStatus::kTooLarge;
+      if (!co_await sink(std::string_view(piece.data(), produced))) co_return BodyStatus::kSinkFailed;
+    }
+    if (parser.is_done()) co_return BodyStatus::kComplete;
+
+    // Framing without body bytes (a chunk header) may remain to parse.
+    if (produced > 0 || (used > 0 && session.buffer.size() > 0)) continue;
+    if (read_timeout.count() > 0) session.ExpireAfter(read_timeout);
+    if (SystemError read_error = co_await ReadSome(session)) co_return BodyStatus::kClientFailed;
+  }
 }
+
+std::optional<http::Response> BodyFailureResponse(BodyStatus status, size_t max_bytes,
+                                                  std::string_view request_id) {
+  switch (status) {
+    case BodyStatus::kTooLarge:
+      return MakeErrorResponse(ErrorCode::kPayloadTooLarge,
+                               "request body exceeds " + std::to_string(max_bytes) + " bytes",
+                               request_id);
+    case BodyStatus::kMalformed:
+      return MakeErrorResponse(ErrorCode::kValidationFailed,
+                               "malformed HTTP request: invalid chunked body", request_id);
+    case BodyStatus::kComplete:
+    case BodyStatus::kClientFailed:
+    case BodyStatus::kSinkFailed:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace server_internal
 
 // Sends an error response for a request that could not be read in full,
 // unless the client is gone, and returns how to close the connection.
@@ -661,6 +815,32 @@ http::Response HttpServer::Impl::CallHandler(http::Request& request) {
   log::Error("request handler threw an exception",
              {{"request_id", request.request_id}, {"path", request.path}, {"error", error}});
   return MakeErrorResponse(ErrorCode::kInternal, "", request.request_id);
+}
+
+http::HeadDecision HttpServer::Impl::CallHeadHandler(const http::Request& request) {
+  std::string error;
+  try {
+    http::HeadDecision decision = options_.head_handler(request);
+    if (!decision.response) return decision;
+    Status valid = http::CheckResponse(*decision.response);
+    if (valid) return decision;
+    log::Error("head handler returned an invalid response",
+               {{"request_id", request.request_id},
+                {"path", request.path},
+                {"error", valid.error().message}});
+  } catch (const std::exception& e) {
+    error = e.what();
+    log::Error("head handler threw an exception",
+               {{"request_id", request.request_id}, {"path", request.path}, {"error", error}});
+  } catch (...) {
+    log::Error("head handler threw an exception",
+               {{"request_id", request.request_id},
+                {"path", request.path},
+                {"error", "exception of unknown type"}});
+  }
+  http::HeadDecision failure;
+  failure.response = MakeErrorResponse(ErrorCode::kInternal, "", request.request_id);
+  return failure;
 }
 
 std::optional<std::string> HttpServer::Impl::PullChunk(http::Response& response,

@@ -21,10 +21,36 @@
 // - the handler throws: 500 internal, with a log line naming the request id.
 // "Expect: 100-continue" is answered with 100 once the declared length fits.
 //
+// With a head_handler, each request's head goes to it before the body is
+// read. Its own response is sent at once; a body left unread then closes the
+// connection after the response. A ProxyTarget has the request forwarded to
+// a product over a fresh TCP connection: the server sends the head with
+// hop-by-hop headers removed and its own framing, streams the body up (413
+// past max_body_bytes), and relays the response with the product's
+// Content-Length, else chunked (close-delimited to HTTP/1.0 clients). The
+// product's Server and Date headers give way to the server's own. Bodies move
+// one piece (64 KiB at most) at a time, the next read waiting for the last
+// write, so memory stays bounded whatever their size. The client keeps its
+// connection when the request body was read in full and both sides allow it.
+// When the product cannot be reached, or closes or resets before its response
+// head, the client gets 502; when it stays silent past proxy_idle_timeout, 504
+// (both "unavailable"). A failure after the head was sent closes the
+// connection, leaving the body cut short. After a 101 answer to a WebSocket
+// upgrade, bytes flow unchanged both ways until either side closes,
+// half-closes or fails, and the client's messages go to on_client_message.
+//
 // Limitations: Stop() cannot interrupt a handler or a stream() call; it waits
 // for them to return. There is no limit on the number of connections and no
 // HTTP/2. A streaming response notices a client that went away only between
 // stream() calls, and treats a client that half-closes its side as gone.
+// Forwarding opens one product connection per request (no pooling), sends
+// each request with "Connection: close", drops the trailers of a chunked body
+// in both directions, and answers "Expect: 100-continue" itself rather than
+// asking the product. A proxied body that stalls for longer than
+// proxy_idle_timeout is cut, which ends server-sent event streams whose
+// product stays silent that long. Stop() closes relayed WebSockets at once,
+// without a WebSocket close frame, and gives other proxied exchanges
+// shutdown_timeout like any request.
 #pragma once
 
 #include <chrono>
@@ -58,10 +84,17 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
   // Time Stop() gives requests under way before it closes their connections.
   std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(10);
+  // Time allowed for connecting to a product; past it the client gets 502.
+  std::chrono::milliseconds proxy_connect_timeout = std::chrono::seconds(5);
+  // Maximum silence allowed on a proxied HTTP exchange: waiting for the
+  // product's response head (past it the client gets 504), and each read or
+  // write of a body in either direction. A relayed WebSocket has no timeout.
+  std::chrono::milliseconds proxy_idle_timeout = std::chrono::minutes(5);
   // Called on a handler thread for every request; required.
   http::Handler handler;
   // Called first, on a handler thread, with each request's head; it may
   // answer at once or have the request forwarded to a product. Optional.
+  // When it returns both a response and a proxy target, the response wins.
   http::HeadHandler head_handler;
 };
 

@@ -55,7 +55,19 @@ boost::json::object MakeSchemas() {
                                   {"password", {{"type", "string"}, {"minLength", 8}}},
                                   {"role", {{"enum", {"admin", "user"}}}}},
                                  {"username", "password"});
-  schemas["UserPatch"] = Object({{"role", {{"enum", {"admin", "user"}}}}, {"disabled", Type("boolean")}});
+  schemas["QuotaPatch"] = Object(
+      {{"systems", {{"type", boost::json::array{"integer", "null"}}, {"minimum", 0}}},
+       {"runningSystems", {{"type", boost::json::array{"integer", "null"}}, {"minimum", 0}}},
+       {"monthlyBudget", {{"type", boost::json::array{"number", "null"}}, {"minimum", 0}}}});
+  schemas["QuotaPatch"].as_object()["description"] =
+      "Limits to change; a limit left out stays as it is, null removes it. systems counts the "
+      "user's systems that are not deleted; runningSystems those whose create or start was "
+      "accepted and that are not yet stopped, failed, deleting or deleted; monthlyBudget is "
+      "money per UTC calendar month. Creating or starting past a limit is 409 quota_exceeded "
+      "or budget_exceeded.";
+  schemas["UserPatch"] = Object({{"role", {{"enum", {"admin", "user"}}}},
+                                 {"disabled", Type("boolean")},
+                                 {"quota", Ref("QuotaPatch")}});
   schemas["PasswordSet"] = Object({{"password", Type("string")}}, {"password"});
   schemas["PasswordChange"] =
       Object({{"currentPassword", Type("string")}, {"newPassword", Type("string")}},
@@ -147,11 +159,20 @@ boost::json::object MakeSchemas() {
        {"pricePerHour", Type("number")},
        {"cost", Type("number")},
        {"idleTimeoutMinutes", Type("integer")},
-       {"activity", Type("object")},
+       {"activity", Ref("Activity")},
        {"provider", Type("object")},
        {"createdAt", Type("string")},
        {"updatedAt", Type("string")}});
   schemas["SystemList"] = ListOf("System");
+  schemas["ActivitySignal"] = Object({{"source", {{"enum", {"proxy", "product", "cpu"}}}},
+                                      {"busy", Type("boolean")},
+                                      {"lastActiveAt", Nullable("string")}});
+  schemas["Activity"] = Object(
+      {{"state", {{"enum", {"busy", "idle", "unknown"}}}},
+       {"since", Nullable("string")},
+       {"reason", Type("string")},
+       {"idleStopAt", Nullable("string")},
+       {"signals", {{"type", "array"}, {"items", Ref("ActivitySignal")}}}});
   schemas["Event"] = Object({{"id", Type("string")},
                              {"time", Type("string")},
                              {"level", {{"enum", {"info", "warning", "error"}}}},
@@ -171,6 +192,25 @@ boost::json::object MakeSchemas() {
                                {"pricePerHour", Type("number")},
                                {"cost", Type("number")}});
   schemas["SessionList"] = ListOf("Session");
+  schemas["CostReportItem"] = Object(
+      {{"key",
+        {{"type", "string"},
+         {"description", "The username for groupBy=user, else the product or system type id"}}},
+       {"hours", Type("number")},
+       {"cost", Type("number")}},
+      {"key", "hours", "cost"});
+  schemas["CostReport"] = Object({{"from", {{"type", "string"}, {"format", "date-time"}}},
+                                  {"to", {{"type", "string"}, {"format", "date-time"}}},
+                                  {"groupBy", {{"enum", {"user", "product", "systemType"}}}},
+                                  {"currency", Type("string")},
+                                  {"items", {{"type", "array"}, {"items", Ref("CostReportItem")}}},
+                                  {"total", Type("number")}},
+                                 {"from", "to", "groupBy", "currency", "items", "total"});
+  schemas["CostReport"].as_object()["description"] =
+      "Cost sessions clipped to [from, to), whole seconds at each session's price. from and to "
+      "take RFC 3339 or YYYY-MM-DD (UTC) and default to the start of this UTC month and now; "
+      "groupBy defaults to user. Items are ordered by key; hours and money are rounded to 4 "
+      "decimals. With Accept: text/csv the body is CSV with the header row key,hours,cost.";
   schemas["Health"] = Object({{"status", Type("string")}}, {"status"});
   return schemas;
 }
@@ -211,6 +251,10 @@ boost::json::object Operation(const Route& route) {
   boost::json::object success = {{"description", route.doc.summary}};
   if (!route.doc.response_schema.empty()) {
     success["content"] = {{"application/json", {{"schema", Ref(route.doc.response_schema)}}}};
+  }
+  // The cost report also comes as CSV (key,hours,cost) for Accept: text/csv.
+  if (route.doc.response_schema == "CostReport") {
+    success["content"].as_object()["text/csv"] = {{"schema", Type("string")}};
   }
   responses[std::to_string(route.doc.success_status)] = std::move(success);
   responses["default"] = {

@@ -33,6 +33,25 @@ boost::json::object ProviderJson(const System& system) {
   return {{"kind", system.provider}, {"state", std::move(state)}};
 }
 
+boost::json::value OptionalTime(const std::optional<TimePoint>& time) {
+  if (!time) return nullptr;
+  return boost::json::string(FormatTime(*time));
+}
+
+boost::json::object ActivityJson(const SystemActivity& activity) {
+  boost::json::array signals;
+  for (const auto& signal : activity.signals) {
+    signals.push_back({{"source", signal.source},
+                       {"busy", signal.busy},
+                       {"lastActiveAt", OptionalTime(signal.last_active_at)}});
+  }
+  return {{"state", ActivityStateName(activity.state)},
+          {"since", OptionalTime(activity.since)},
+          {"reason", activity.reason},
+          {"idleStopAt", OptionalTime(activity.idle_stop_at)},
+          {"signals", std::move(signals)}};
+}
+
 }  // namespace
 
 boost::json::object UserJson(const User& user) {
@@ -97,6 +116,7 @@ boost::json::object SystemJson(const SystemView& view, const Actor& actor) {
                                   {"reason", "activity is not measured yet"},
                                   {"idleStopAt", nullptr},
                                   {"signals", boost::json::array()}};
+  if (view.activity) activity = ActivityJson(*view.activity);
   boost::json::object object = {
       {"id", system.id},
       {"name", system.name},
@@ -108,7 +128,7 @@ boost::json::object SystemJson(const SystemView& view, const Actor& actor) {
       {"status", SystemStatusName(system.status)},
       {"vmStatus", VmStatusName(system.vm_status)},
       {"productStatus", ProductStatusName(system.product_status)},
-      {"url", nullptr},
+      {"url", OptionalString(view.url)},
       {"directUrl", OptionalString(view.direct_url)},
       {"pricePerHour", json::RoundMoney(system.price_per_hour)},
       {"cost", json::RoundMoney(view.cost)},

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -289,12 +290,68 @@ Status WriteFileAtomically(const std::string& path, std::string_view data, mode_
 
 bool FileExists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+// False when the certificate at `cert_path` lacks one of `dns_names` and
+// `ip_addresses` among its subject alternative names. True when it cannot be
+// read as PEM: such a file is not one Puddle generated, and stays.
+bool CoversNames(const std::string& cert_path, const std::vector<std::string>& dns_names,
+                 const std::vector<std::string>& ip_addresses) {
+  BioPtr bio(BIO_new_file(cert_path.c_str(), "r"));
+  if (!bio) return true;
+  CertificatePtr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!certificate) {
+    ERR_clear_error();
+    return true;
+  }
+  GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(certificate.get(), NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return dns_names.empty() && ip_addresses.empty();
+
+  std::vector<std::string> dns_present;
+  std::vector<std::string> ip_present;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+    if (name->type == GEN_DNS) {
+      const ASN1_IA5STRING* text = name->d.dNSName;
+      std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                        ASN1_STRING_length(text));
+      for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      dns_present.push_back(std::move(value));
+    } else if (name->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* bytes = name->d.iPAddress;
+      ip_present.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(bytes)),
+                              ASN1_STRING_length(bytes));
+    }
+  }
+  for (std::string wanted : dns_names) {
+    for (char& c : wanted) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::find(dns_present.begin(), dns_present.end(), wanted) == dns_present.end()) {
+      return false;
+    }
+  }
+  for (const std::string& wanted : ip_addresses) {
+    unsigned char packed[16];
+    std::string binary;
+    if (inet_pton(AF_INET, wanted.c_str(), packed) == 1) {
+      binary.assign(reinterpret_cast<const char*>(packed), 4);
+    } else if (inet_pton(AF_INET6, wanted.c_str(), packed) == 1) {
+      binary.assign(reinterpret_cast<const char*>(packed), 16);
+    } else {
+      return false;
+    }
+    if (std::find(ip_present.begin(), ip_present.end(), binary) == ip_present.end()) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Status EnsureSelfSignedCertificate(const std::string& cert_path, const std::string& key_path,
                                    const std::vector<std::string>& dns_names,
                                    const std::vector<std::string>& ip_addresses) {
-  if (FileExists(cert_path) && FileExists(key_path)) return Ok();
+  if (FileExists(cert_path) && FileExists(key_path) &&
+      CoversNames(cert_path, dns_names, ip_addresses)) {
+    return Ok();
+  }
 
   // Create the folders, then hold the key folder's lock while checking again,
   // so that of two processes starting together only one writes the pair.
@@ -309,8 +366,12 @@ Status EnsureSelfSignedCertificate(const std::string& cert_path, const std::stri
   if (flock(lock.get(), LOCK_EX) != 0) return FileError("lock folder", key_folder, errno);
   bool cert_exists = FileExists(cert_path);
   bool key_exists = FileExists(key_path);
-  if (cert_exists && key_exists) return Ok();
-  if (cert_exists || key_exists) {
+  if (cert_exists && key_exists) {
+    if (CoversNames(cert_path, dns_names, ip_addresses)) return Ok();
+    // Names change with backend.baseUrl and proxy.systemsDomain.
+    log::Info("replacing the generated TLS certificate, which lacks names Puddle now serves",
+              {{"path", cert_path}});
+  } else if (cert_exists || key_exists) {
     log::Warning("replacing a TLS certificate or key whose counterpart is missing",
                  {{"path", cert_exists ? cert_path : key_path}});
   }

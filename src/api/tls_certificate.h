@@ -17,9 +17,11 @@ namespace puddle {
 // certificate, so a client trusts it by using the file itself as its CA file
 // (curl --cacert cert.pem).
 //
-// Does nothing when both files exist, whatever they contain. When only one
-// exists, a new pair replaces it, since a key without its certificate (or the
-// reverse) is of no use. Missing parent folders are created. Each file is
+// Does nothing when both files exist and the certificate names every one of
+// `dns_names` and `ip_addresses`; a certificate lacking one of them (the
+// names changed with the config) is replaced by a new pair. A file that is
+// not a PEM certificate is left alone. When only one file exists, a new pair replaces it, since a key
+// without its certificate (or the reverse) is of no use. Missing parent folders are created. Each file is
 // written to a temporary file and renamed into place, both with mode 0600
 // because everything in Puddle's data directory is private to it. An
 // exclusive lock on the key's folder keeps two processes from writing a

@@ -24,6 +24,20 @@ constexpr std::chrono::seconds kReaperInterval{15};
 constexpr std::chrono::seconds kSweeperInterval{30};
 constexpr std::chrono::seconds kSweeperLeaseTtl{60};
 constexpr std::chrono::seconds kReaperLeaseTtl{60};
+constexpr std::chrono::seconds kBudgetInterval{60};
+constexpr std::chrono::seconds kBudgetLeaseTtl{120};
+// The idle loop's lease outlives a few of its runs (idleTimeout.checkIntervalSeconds).
+constexpr int kIdleLeaseTtlIntervals = 4;
+// Every process writes the proxy activity it saw this often.
+constexpr std::chrono::seconds kActivityFlushInterval{30};
+
+ActivityPolicy PolicyFrom(const Config& config) {
+  ActivityPolicy policy;
+  policy.warning = std::chrono::minutes(config.idle_warning_minutes);
+  policy.cpu_busy_percent = static_cast<double>(config.cpu_busy_percent);
+  policy.cpu_window = std::chrono::minutes(config.cpu_window_minutes);
+  return policy;
+}
 
 Result<Installation> LoadInstallation(Store& store, const Config& config) {
   Installation installation;
@@ -42,6 +56,45 @@ std::string SelfExecutable() {
   std::error_code error;
   auto path = std::filesystem::read_symlink("/proc/self/exe", error);
   return error ? std::string() : path.string();
+}
+
+// Puddle's own listen address, PostgreSQL and Redis, as host:port.
+std::vector<std::string> ServiceDestinations(const Config& config) {
+  std::vector<std::string> destinations = {config.listen};
+  if (config.database.IsPostgres()) destinations.push_back(PostgresAddress(config.database));
+  if (config.redis.Enabled() && config.redis.protocol == "tcp") {
+    destinations.push_back(config.redis.address);
+  }
+  return destinations;
+}
+
+// Installs the rules of the systems' network namespaces, or logs why systems
+// share the host's network.
+Status PrepareSystemNetworks(const Config& config, LocalProvider& local) {
+  if (!config.local.network_isolation) {
+    log::Warning("providers.local.network.isolation is false, so local systems share the host's "
+                 "network: products listen on providers.local.listenAddress and only the "
+                 "uid-range firewall keeps them from other addresses",
+                 {{"listen_address", config.local.listen_address}});
+    return Ok();
+  }
+  if (!local.NetworkIsolated()) {
+    log::Warning("local systems cannot get their own network namespaces, so they share the "
+                 "host's network: products listen on providers.local.listenAddress and only the "
+                 "uid-range firewall keeps them from other addresses",
+                 {{"reason", local.NetworkFallbackReason()},
+                  {"listen_address", config.local.listen_address}});
+    return Ok();
+  }
+  if (auto prepared = local.PrepareNetwork(); !prepared) {
+    return tl::unexpected(prepared.error().WithContext(
+        "set up the local systems' network namespaces; fix the cause, or set "
+        "providers.local.network.isolation: false to run systems in the host's network"));
+  }
+  log::Info("local systems run in their own network namespaces",
+            {{"cidr", config.local.network_cidr},
+             {"allow", std::to_string(config.local.network_allow.size()) + " entries"}});
+  return Ok();
 }
 
 // Installs the iptables rules for the systems' uids. Every process of the
@@ -108,6 +161,8 @@ Result<std::unique_ptr<Runtime>> Runtime::Open(const Config& config, int extra_c
   runtime->systems_ = std::make_unique<SystemService>(*runtime->store_, *runtime->dispatcher_,
                                                       runtime->providers_, config,
                                                       runtime->installation_.token_secret);
+  runtime->activity_ = std::make_unique<ActivityTracker>(runtime->clock_, PolicyFrom(config));
+  runtime->systems_->SetActivityTracker(runtime->activity_.get());
   runtime->CreateWorkers();
   return runtime;
 }
@@ -148,9 +203,14 @@ Status Runtime::OpenProviders() {
   options.port_max = static_cast<int>(config_.local.port_max);
   options.supervisor_executable = SelfExecutable();
   options.clock = &clock_;
+  options.network_isolation = config_.local.network_isolation;
+  options.network.cidr = config_.local.network_cidr;
+  options.network.allow = config_.local.network_allow;
+  options.network.denied = ServiceDestinations(config_);
+  options.private_tmp = config_.local.private_tmp;
   local_ = std::make_unique<LocalProvider>(options);
   providers_ = {{"local", local_.get()}};
-  return Ok();
+  return PrepareSystemNetworks(config_, *local_);
 }
 
 Status Runtime::OpenDispatcher() {
@@ -183,6 +243,8 @@ void Runtime::CreateWorkers() {
   jobs_ = std::make_unique<SystemJobs>(*store_, providers_, *systems_, job_options);
   jobs_->RegisterWith(*runner_);
   reconcile_ = std::make_unique<ReconcileLoop>(*store_, providers_, *systems_);
+  budget_ = std::make_unique<BudgetLoop>(*store_, *systems_, config_);
+  idle_ = std::make_unique<IdleLoop>(*store_, providers_, *systems_, *activity_);
 }
 
 // Only on SQLite: the data-directory lock proves that no other process runs
@@ -223,6 +285,24 @@ void Runtime::Start() {
         auto reaped = runner_->ReapSilentJobs();
         if (!reaped) log::Warning("reaping silent jobs failed", {{"error", reaped.error().message}});
       });
+  budget_checker_ = std::make_unique<PeriodicLoop>(
+      LoopOptions("budget", kBudgetInterval, kBudgetLeaseTtl), [this] {
+        auto checked = budget_->RunOnce();
+        if (!checked) log::Warning("checking budgets failed", {{"error", checked.error().message}});
+      });
+  std::chrono::seconds idle_interval{config_.idle_check_interval_seconds};
+  idle_checker_ = std::make_unique<PeriodicLoop>(
+      LoopOptions("idle", idle_interval, idle_interval * kIdleLeaseTtlIntervals), [this] {
+        auto checked = idle_->RunOnce();
+        if (!checked) log::Warning("checking idle systems failed", {{"error", checked.error().message}});
+      });
+  PeriodicLoopOptions flush_options;
+  flush_options.name = "activity-flush";
+  flush_options.interval = kActivityFlushInterval;
+  activity_flusher_ = std::make_unique<PeriodicLoop>(flush_options, [this] {
+    auto flushed = activity_->Flush(*store_);
+    if (!flushed) log::Warning("writing proxy activity failed", {{"error", flushed.error().message}});
+  });
   if (config_.redis.Enabled()) {
     // Wake-ups lost to a Redis flush or restart are published again.
     sweeper_ = std::make_unique<PeriodicLoop>(
@@ -238,6 +318,14 @@ void Runtime::Stop() {
   if (reconciler_) reconciler_->Stop();
   if (reaper_) reaper_->Stop();
   if (sweeper_) sweeper_->Stop();
+  if (budget_checker_) budget_checker_->Stop();
+  if (idle_checker_) idle_checker_->Stop();
+  if (activity_flusher_) {
+    activity_flusher_->Stop();
+    // What the proxy saw since the last flush would be lost otherwise.
+    auto flushed = activity_->Flush(*store_);
+    if (!flushed) log::Warning("writing proxy activity failed", {{"error", flushed.error().message}});
+  }
   if (runner_) runner_->Stop();
 }
 

@@ -1,7 +1,8 @@
 // Runtime: what `puddle serve` and `puddle worker` share, opened in order:
 // the data directory, the store, the installation's settings, the local
 // provider with its firewall rules, the system service, the job runner and
-// the periodic loops (reconcile, reaper, and with Redis the queue sweeper).
+// the periodic loops (reconcile, reaper, budget, idle, activity flush, and
+// with Redis the queue sweeper).
 //
 // On the embedded SQLite store the data directory is locked, so a second
 // process on it fails to start, and jobs that a previous process left running
@@ -26,6 +27,8 @@
 #include "storage/store.h"
 #include "workers/job_runner.h"
 #include "workers/jobs/system_jobs.h"
+#include "workers/loops/budget_loop.h"
+#include "workers/loops/idle_loop.h"
 #include "workers/loops/reconcile_loop.h"
 
 namespace puddle {
@@ -59,6 +62,8 @@ class Runtime {
   Dispatcher& dispatcher() { return *dispatcher_; }
   Metrics& metrics() { return metrics_; }
   SystemService& systems() { return *systems_; }
+  // The access proxy's ActivitySink in this process.
+  ActivityTracker& activity() { return *activity_; }
   // Names this process in job claims and loop leases.
   const std::string& process_id() const { return process_id_; }
 
@@ -94,6 +99,12 @@ class Runtime {
   std::unique_ptr<PeriodicLoop> reconciler_;
   std::unique_ptr<PeriodicLoop> reaper_;
   std::unique_ptr<PeriodicLoop> sweeper_;  // only with Redis
+  std::unique_ptr<ActivityTracker> activity_;
+  std::unique_ptr<IdleLoop> idle_;
+  std::unique_ptr<PeriodicLoop> idle_checker_;
+  std::unique_ptr<PeriodicLoop> activity_flusher_;  // every process, no lease
+  std::unique_ptr<BudgetLoop> budget_;
+  std::unique_ptr<PeriodicLoop> budget_checker_;
 };
 
 }  // namespace puddle

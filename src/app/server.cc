@@ -4,17 +4,22 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "api/api.h"
 #include "api/http_server.h"
+#include "api/proxy/access_proxy.h"
+#include "api/proxy/access_routes.h"
 #include "api/tls_certificate.h"
 #include "app/runtime.h"
 #include "app/store_setup.h"
 #include "auth/auth_service.h"
+#include "auth/system_access.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "config/system_origins.h"
 #include "services/catalog/catalog_service.h"
 #include "services/users/user_service.h"
 
@@ -66,13 +71,18 @@ Status EnsureCertificate(const Config& config, const DataDir& dir, std::string& 
   cert = dir.cert_path();
   key = dir.key_path();
   std::vector<std::string> names = {"localhost", "*." + config.systems_domain};
+  std::vector<std::string> addresses = {"127.0.0.1", "::1"};
   if (!config.base_url.empty()) {
-    std::string host = config.base_url.substr(config.base_url.find("://") + 3);
-    host = host.substr(0, host.find_first_of(":/"));
-    bool is_ip = host.find_first_not_of("0123456789.") == std::string::npos;
-    if (!host.empty() && !is_ip) names.push_back(host);
+    std::string authority = config.base_url.substr(config.base_url.find("://") + 3);
+    std::string host = HostOfHeader(authority.substr(0, authority.find('/')));
+    bool is_ip = host.find_first_not_of("0123456789.") == std::string::npos ||
+                 host.find(':') != std::string::npos;
+    auto& list = is_ip ? addresses : names;
+    if (!host.empty() && std::find(list.begin(), list.end(), host) == list.end()) {
+      list.push_back(host);
+    }
   }
-  return EnsureSelfSignedCertificate(cert, key, names, {"127.0.0.1", "::1"});
+  return EnsureSelfSignedCertificate(cert, key, names, addresses);
 }
 
 int Fail(const std::string& what, const Error& error) {
@@ -153,6 +163,14 @@ int Serve(const Config& config) {
   server_options.key_file = key;
   server_options.handler_threads = kHandlerThreads;
   server_options.handler = [&api](http::Request& request) { return api.Handle(request); };
+  // The access proxy sees every request first: it routes by Host.
+  SystemAccessService system_access(store, auth);
+  proxy::AccessProxy access_proxy(
+      {config, store, auth, system_access, run.systems(), &run.activity()});
+  proxy::AddAccessRoutes(api.mutable_router(), access_proxy);
+  server_options.head_handler = [&access_proxy](const http::Request& request) {
+    return access_proxy.Decide(request);
+  };
   HttpServer server(server_options);
   auto port = server.Start();
   if (!port) return Fail("start the HTTPS server", port.error());

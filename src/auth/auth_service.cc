@@ -134,7 +134,10 @@ Result<TokenGrant> AuthService::TokenForApiKey(const std::string& key_id,
 
 Result<Actor> AuthService::Authenticate(const std::string& value, CredentialKind kind) {
   if (value.empty() || value.size() > 256) return NotSignedIn();
-  std::string hash = Sha256Hex(value);
+  return AuthenticateHash(Sha256Hex(value), kind);
+}
+
+Result<Actor> AuthService::AuthenticateHash(const std::string& hash, CredentialKind kind) {
   TimePoint now = store_.clock().Now();
 
   Actor actor;
@@ -177,6 +180,11 @@ Result<Actor> AuthService::AuthenticateSession(const std::string& session) {
 
 Result<Actor> AuthService::AuthenticateToken(const std::string& token) {
   return Authenticate(token, CredentialKind::kToken);
+}
+
+Result<Actor> AuthService::AuthenticateSessionHash(const std::string& session_hash) {
+  if (session_hash.empty()) return NotSignedIn();
+  return AuthenticateHash(session_hash, CredentialKind::kSession);
 }
 
 std::string AuthService::CsrfTokenFor(const std::string& session_hash) const {

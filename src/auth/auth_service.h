@@ -55,6 +55,9 @@ class AuthService {
   // Resolves a session cookie or a token to the user it belongs to; kUnauthenticated otherwise.
   Result<Actor> AuthenticateSession(const std::string& session);
   Result<Actor> AuthenticateToken(const std::string& token);
+  // AuthenticateSession for the SHA-256 of a session, as system cookies keep
+  // it; refreshes that session's idle clock like a request with the cookie.
+  Result<Actor> AuthenticateSessionHash(const std::string& session_hash);
 
   // The CSRF token of a session: an HMAC of the session hash under the token secret.
   std::string CsrfTokenFor(const std::string& session_hash) const;
@@ -75,6 +78,7 @@ class AuthService {
   Status CheckRateLimit(const std::string& username, const std::string& client_address);
   Result<std::string> IssueCredential(const User& user, CredentialKind kind, TimePoint expires_at);
   Result<Actor> Authenticate(const std::string& value, CredentialKind kind);
+  Result<Actor> AuthenticateHash(const std::string& hash, CredentialKind kind);
 
   Store& store_;
   AuthOptions options_;

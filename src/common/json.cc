@@ -1,5 +1,6 @@
 #include "common/json.h"
 
+#include <charconv>
 #include <cmath>
 
 namespace puddle::json {
@@ -98,7 +99,74 @@ Result<std::optional<bool>> OptionalBool(const boost::json::object& object, std:
   return std::optional<bool>(value->as_bool());
 }
 
-std::string Serialize(const boost::json::value& value) { return boost::json::serialize(value); }
+namespace {
+
+bool IsNumberChar(char c) {
+  return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+// Appends number token `token` to `out`, in plain notation when it has an exponent.
+void AppendNumber(std::string_view token, std::string& out) {
+  if (token.find_first_of("eE") == std::string_view::npos) {
+    out += token;
+    return;
+  }
+  double number = 0;
+  auto parsed = std::from_chars(token.data(), token.data() + token.size(), number);
+  if (parsed.ec != std::errc() || !std::isfinite(number) || std::fabs(number) >= 1e21) {
+    out += token;
+    return;
+  }
+  char buffer[64];
+  auto written = std::to_chars(buffer, buffer + sizeof(buffer), number, std::chars_format::fixed);
+  if (written.ec != std::errc()) {
+    out += token;
+    return;
+  }
+  out.append(buffer, written.ptr);
+}
+
+}  // namespace
+
+std::string PlainNumbers(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  bool in_string = false;
+  for (size_t i = 0; i < text.size();) {
+    char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        out += text[i + 1];
+        i += 2;
+        continue;
+      }
+      if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      out += c;
+      ++i;
+      continue;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t end = i;
+      while (end < text.size() && IsNumberChar(text[end])) ++end;
+      AppendNumber(text.substr(i, end - i), out);
+      i = end;
+      continue;
+    }
+    out += c;
+    ++i;
+  }
+  return out;
+}
+
+std::string Serialize(const boost::json::value& value) {
+  return PlainNumbers(boost::json::serialize(value));
+}
 
 double RoundMoney(double amount) { return std::round(amount * 10000.0) / 10000.0; }
 

@@ -35,8 +35,14 @@ Result<std::optional<double>> OptionalNumber(const boost::json::object& object,
                                              std::string_view key);
 Result<std::optional<bool>> OptionalBool(const boost::json::object& object, std::string_view key);
 
-// Serializes compactly.
+// Serializes compactly. Numbers that Boost.JSON would print in exponent form
+// ("5E-2", "1E0") are printed in plain decimal notation instead ("0.05", "1"),
+// the shortest text that reads back as the same double; magnitudes of 1e21
+// and above keep the exponent.
 std::string Serialize(const boost::json::value& value);
+
+// Rewrites the exponent-form numbers of serialized JSON `text` as Serialize does.
+std::string PlainNumbers(std::string_view text);
 
 // Rounds money to 4 decimals, as the API reports it.
 double RoundMoney(double amount);

@@ -406,12 +406,17 @@ void Checker::CheckAcrossKeys() {
   // System origins: https://<id>.<systemsDomain> must not share cookies with Puddle.
   std::string base_host = BaseUrlHost(config_.base_url);
   const std::string& domain = config_.systems_domain;
-  if (!base_host.empty() && (base_host == domain || base_host.ends_with("." + domain))) {
+  // Without backend.baseUrl, Puddle is served as localhost and as its listen host.
+  std::vector<std::string> puddle_hosts = {base_host};
+  if (base_host.empty()) puddle_hosts = {"localhost", ListenHost(config_.listen)};
+  for (const std::string& host : puddle_hosts) {
+    if (host.empty() || !(host == domain || host.ends_with("." + domain))) continue;
     int line = LineOfKey("proxy.systemsDomain");
     AddProblem(line > 0 ? line : LineOfKey("backend.baseUrl"), "proxy.systemsDomain",
-               "\"" + domain + "\" is Puddle's host " + base_host +
+               "\"" + domain + "\" is Puddle's host " + host +
                    " or a parent of it, so system pages would share Puddle's cookies; use a "
                    "domain outside Puddle's host, such as systems-puddle.example.com");
+    break;
   }
   bool reached_from_other_hosts = (!base_host.empty() && !IsLoopbackHost(base_host)) ||
                                   !IsLoopbackHost(ListenHost(config_.listen));

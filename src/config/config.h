@@ -35,6 +35,16 @@ struct LocalProviderConfig {
   // Start-up fails, instead of warning, when the firewall rules for the uid
   // range cannot be installed (providers.local.network.requireFirewall).
   bool require_firewall = false;
+  // Each system in its own network namespace where the host allows it
+  // (providers.local.network.isolation).
+  bool network_isolation = true;
+  // IPv4 pool of the namespaces' /30 subnets (providers.local.network.cidr).
+  std::string network_cidr = "10.213.0.0/16";
+  // IPv4 CIDRs and host:port destinations systems may reach beyond the host
+  // (providers.local.network.allow); empty: none.
+  std::vector<std::string> network_allow;
+  // A private /tmp and /dev/shm for each system (providers.local.privateTmp).
+  bool private_tmp = true;
 };
 
 // The store: the embedded SQLite file under dataDir, or a PostgreSQL server
@@ -90,7 +100,12 @@ struct Config {
   std::vector<IdleTimeoutOption> idle_timeout_options = {
       {"30min", 30}, {"1h", 60}, {"2h", 120}, {"3h", 180}, {"4h", 240}, {"Never", -1}};
   int64_t max_keep_alive_minutes = 240;     // idleTimeout.maxKeepAliveMinutes
+  int64_t idle_warning_minutes = 10;         // idleTimeout.warningMinutes
+  int64_t idle_check_interval_seconds = 30;  // idleTimeout.checkIntervalSeconds
+  int64_t cpu_busy_percent = 10;             // idleTimeout.cpuBusyPercent
+  int64_t cpu_window_minutes = 5;            // idleTimeout.cpuWindowMinutes
   std::string currency = "USD";             // costs.currency
+  bool budget_stop_running_systems = false;  // costs.budget.stopRunningSystems
   std::string vm_name_regexp = "^[-0-9a-z]*[0-9a-z]$";  // vmNameRegexp
   int64_t workers = 10;                     // redis.workersCount / workers
   std::string log_level = "info";           // logs.level

@@ -463,6 +463,54 @@ std::optional<ValueProblem> ReadLocalRequireFirewall(const ConfigValue& value, C
   return std::nullopt;
 }
 
+std::optional<ValueProblem> ReadLocalNetworkIsolation(const ConfigValue& value, Config& config) {
+  config.local.network_isolation = value.flag;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadLocalNetworkCidr(const ConfigValue& value, Config& config) {
+  const std::string& cidr = value.text;
+  size_t slash = cidr.find('/');
+  int bits = -1;
+  if (slash != std::string::npos) {
+    std::string_view prefix = std::string_view(cidr).substr(slash + 1);
+    auto [end, error] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), bits);
+    if (error != std::errc() || end != prefix.data() + prefix.size()) bits = -1;
+  }
+  if (slash == std::string::npos || !IsIpv4(cidr.substr(0, slash)) || bits < 8 || bits > 30) {
+    return Problem("invalid value " + Quoted(cidr) +
+                   ": expected an IPv4 CIDR range from /8 to /30 such as 10.213.0.0/16; each "
+                   "system takes a /30 of it");
+  }
+  config.local.network_cidr = cidr;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadLocalNetworkAllow(const ConfigValue& value, Config& config) {
+  for (size_t i = 0; i < value.items.size(); ++i) {
+    const std::string& entry = value.items[i];
+    size_t colon = entry.rfind(':');
+    bool cidr = IsAddressOrCidr(entry) && IsIpv4(entry.substr(0, entry.find('/')));
+    bool host_port = colon != std::string::npos && colon > 0 &&
+                     entry.find(':') == colon && entry.find('/') == std::string::npos &&
+                     colon + 1 < entry.size() && entry.size() - colon - 1 <= 5 &&
+                     entry.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+    if (!cidr && !host_port) {
+      return Problem("invalid value " + Quoted(entry) +
+                         ": expected an IPv4 address or CIDR range such as 192.0.2.0/24, or "
+                         "host:port such as pypi.example.org:443 (IPv6 is not supported)",
+                     static_cast<int>(i));
+    }
+  }
+  config.local.network_allow = value.items;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadLocalPrivateTmp(const ConfigValue& value, Config& config) {
+  config.local.private_tmp = value.flag;
+  return std::nullopt;
+}
+
 std::optional<ValueProblem> ReadFakeEnabled(const ConfigValue& value, Config& config) {
   config.fake_provider_enabled = value.flag;
   return std::nullopt;

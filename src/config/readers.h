@@ -44,6 +44,10 @@ std::optional<ValueProblem> ReadLocalStopGraceSeconds(const ConfigValue& value, 
 std::optional<ValueProblem> ReadLocalListenAddress(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalPortRange(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadLocalRequireFirewall(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadLocalNetworkIsolation(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadLocalNetworkCidr(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadLocalNetworkAllow(const ConfigValue& value, Config& config);
+std::optional<ValueProblem> ReadLocalPrivateTmp(const ConfigValue& value, Config& config);
 std::optional<ValueProblem> ReadFakeEnabled(const ConfigValue& value, Config& config);
 
 // Returns the lower-case host of a URL that ReadBaseUrl accepted.

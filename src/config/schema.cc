@@ -14,6 +14,34 @@ using T = ValueType;
 
 constexpr bool kSecret = true;
 
+// Stores an integer key that must lie in [minimum, maximum].
+std::optional<ValueProblem> ReadIntInRange(const ConfigValue& value, int64_t minimum,
+                                           int64_t maximum, int64_t& field) {
+  if (value.number < minimum || value.number > maximum) {
+    return ValueProblem{"invalid value " + std::to_string(value.number) + ": must be between " +
+                        std::to_string(minimum) + " and " + std::to_string(maximum)};
+  }
+  field = value.number;
+  return std::nullopt;
+}
+
+std::optional<ValueProblem> ReadIdleWarningMinutes(const ConfigValue& value, Config& config) {
+  return ReadIntInRange(value, 1, 1440, config.idle_warning_minutes);
+}
+
+std::optional<ValueProblem> ReadIdleCheckIntervalSeconds(const ConfigValue& value,
+                                                         Config& config) {
+  return ReadIntInRange(value, 1, 3600, config.idle_check_interval_seconds);
+}
+
+std::optional<ValueProblem> ReadCpuBusyPercent(const ConfigValue& value, Config& config) {
+  return ReadIntInRange(value, 1, 100000, config.cpu_busy_percent);
+}
+
+std::optional<ValueProblem> ReadCpuWindowMinutes(const ConfigValue& value, Config& config) {
+  return ReadIntInRange(value, 1, 1440, config.cpu_window_minutes);
+}
+
 PartDefinition UsedPart() {
   return {
       .name = "",
@@ -59,8 +87,9 @@ PartDefinition UsedPart() {
            .read = ReadApiKeysEnabled},
           {.key = "backend.baseUrl",
            .type = T::kString,
-           .meaning = "Public URL of Puddle, http(s)://host[:port] with no path; its port is "
-                      "used in system URLs and its host in the generated certificate.",
+           .meaning = "Public URL of Puddle, http(s)://host[:port] with no path. Puddle "
+                      "answers only for its host (and 127.0.0.1, ::1); its port is used in "
+                      "system URLs and its host in the generated certificate.",
            .alternatives = {"backend.baseURL"},
            .read = ReadBaseUrl,
            .example = "https://puddle.example.com"},
@@ -96,11 +125,46 @@ PartDefinition UsedPart() {
            .meaning = "Default and maximum minutes a keep-alive postpones a pending idle or "
                       "max-uptime stop.",
            .read = ReadMaxKeepAliveMinutes},
+          {.key = "idleTimeout.warningMinutes",
+           .type = T::kInt,
+           .default_value = "10",
+           .meaning = "Minutes before an idle or max-uptime stop that the system's events get a "
+                      "warning; at most half the time-out, so a 30-minute time-out warns after "
+                      "20 idle minutes and a 1-minute one after 30 seconds.",
+           .read = ReadIdleWarningMinutes},
+          {.key = "idleTimeout.checkIntervalSeconds",
+           .type = T::kInt,
+           .default_value = "30",
+           .meaning = "Seconds between two checks of the running systems' activity (Jupyter "
+                      "kernels, CPU time), warnings and idle or max-uptime stops.",
+           .read = ReadIdleCheckIntervalSeconds},
+          {.key = "idleTimeout.cpuBusyPercent",
+           .type = T::kInt,
+           .default_value = "10",
+           .meaning = "A system whose processes use more than this percent of one CPU core, "
+                      "averaged over idleTimeout.cpuWindowMinutes, is busy and does not stop "
+                      "for being idle.",
+           .read = ReadCpuBusyPercent},
+          {.key = "idleTimeout.cpuWindowMinutes",
+           .type = T::kInt,
+           .default_value = "5",
+           .meaning = "Minutes over which the CPU use of idleTimeout.cpuBusyPercent is averaged.",
+           .read = ReadCpuWindowMinutes},
           {.key = "costs.currency",
            .type = T::kString,
            .default_value = "USD",
            .meaning = "ISO 4217 code of the currency of prices and costs.",
            .read = ReadCurrency},
+          {.key = "costs.budget.stopRunningSystems",
+           .type = T::kBool,
+           .default_value = "false",
+           .meaning = "Stop the running systems of users who have used up their monthly "
+                      "budget (operation reason budget). Creating and starting is refused "
+                      "either way.",
+           .read = [](const ConfigValue& value, Config& config) -> std::optional<ValueProblem> {
+             config.budget_stop_running_systems = value.flag;
+             return std::nullopt;
+           }},
           {.key = "vmNameRegexp",
            .type = T::kString,
            .default_value = "'^[-0-9a-z]*[0-9a-z]$'",
@@ -140,8 +204,9 @@ PartDefinition UsedPart() {
           {.key = "providers.local.listenAddress",
            .type = T::kString,
            .default_value = "127.0.0.2",
-           .meaning = "IP address local products listen on; never an address Puddle itself is "
-                      "served on.",
+           .meaning = "IP address local products listen on when they share the host's network "
+                      "namespace (see providers.local.network.isolation); never an address "
+                      "Puddle itself is served on.",
            .read = ReadLocalListenAddress},
           {.key = "providers.local.portRange",
            .type = T::kRange,
@@ -157,6 +222,45 @@ PartDefinition UsedPart() {
                       "cannot be installed. When false, Puddle logs a warning and starts "
                       "without them.",
            .read = ReadLocalRequireFirewall},
+          {.key = "providers.local.network.isolation",
+           .type = T::kBool,
+           .default_value = "true",
+           .meaning = "Run each local system in its own network namespace, joined to the host by "
+                      "a veth pair: its product listens on the namespace's address, which only "
+                      "Puddle reaches, and it reaches only providers.local.network.allow. Never "
+                      "reachable, even when allow names them: 169.254.0.0/16 (the cloud "
+                      "metadata address), Puddle's own port, database and Redis, every service "
+                      "of this host and other systems. Needs root, iproute2's ip and iptables; "
+                      "without them, or when false, products listen on "
+                      "providers.local.listenAddress and only the uid-range firewall applies, "
+                      "which start-up logs.",
+           .read = ReadLocalNetworkIsolation},
+          {.key = "providers.local.network.cidr",
+           .type = T::kString,
+           .default_value = "10.213.0.0/16",
+           .meaning = "IPv4 range the systems' network namespaces get their addresses from, one "
+                      "/30 each (a /16 serves 16384 systems). Choose a range that no network "
+                      "this host reaches uses.",
+           .read = ReadLocalNetworkCidr},
+          {.key = "providers.local.network.allow",
+           .type = T::kStringList,
+           .default_value = "[]",
+           .meaning = "Destinations beyond this host that local systems may reach, through NAT: "
+                      "IPv4 addresses or CIDR ranges (every port), or host:port (TCP and UDP; "
+                      "host names are resolved at start-up). Empty: nothing outside the "
+                      "system's namespace, so pip or the internet needs an entry here, and a "
+                      "name server for host names. Replies arrive on the host's uplink, whose "
+                      "forwarding must be on (sysctl net.ipv4.conf.<interface>.forwarding=1); "
+                      "Puddle enables forwarding only on the systems' veths and warns about "
+                      "uplinks where it is off.",
+           .read = ReadLocalNetworkAllow},
+          {.key = "providers.local.privateTmp",
+           .type = T::kBool,
+           .default_value = "true",
+           .meaning = "Give each local system its own empty /tmp and /dev/shm (tmpfs mounts the "
+                      "host never sees, as large as the system type's memory). Skipped when "
+                      "dataDir lies under /tmp.",
+           .read = ReadLocalPrivateTmp},
           {.key = "providers.fake.enabled",
            .type = T::kBool,
            .default_value = "false",

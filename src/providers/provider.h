@@ -108,6 +108,24 @@ class Provider {
 
   // The hourly price the provider has for `type`, if any.
   virtual std::optional<double> HourlyPrice(const SystemType& type) const { return std::nullopt; }
+
+  // GETs <basePath><path> from the running product with its credential (for
+  // Jupyter, "Authorization: token <t>") through the same safeguards as
+  // CheckProduct, and returns the body of a 200 answer, cut at 1 MiB. Fails
+  // with kUnavailable when the product cannot be asked or answers otherwise.
+  // The idle loop reads Jupyter's api/kernels with it.
+  virtual Result<std::string> GetFromProduct(const LaunchRequest& request,
+                                             std::string_view state, std::string_view path) {
+    return MakeError(ErrorCode::kUnavailable,
+                     std::string(Kind()) + " provider cannot query products");
+  }
+
+  // Total CPU time, in seconds, the system's processes have used; it only
+  // grows while the machine runs. nullopt when the provider cannot measure it.
+  virtual Result<std::optional<double>> CpuSeconds(std::string_view system_id,
+                                                   std::string_view state) {
+    return std::optional<double>();
+  }
 };
 
 }  // namespace puddle

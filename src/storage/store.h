@@ -16,8 +16,10 @@
 
 #include "common/clock.h"
 #include "common/result.h"
+#include "model/activity.h"
 #include "model/catalog.h"
 #include "model/system.h"
+#include "model/system_access.h"
 #include "model/user.h"
 #include "storage/database.h"
 
@@ -42,6 +44,18 @@ struct SystemFilter {
   std::optional<std::string> system_type;
   // "createdAt", "-createdAt" (default), "name", "-name", "status", "-status".
   std::string sort = "-createdAt";
+};
+
+// What counts against a user's quota (Tx::CountSystemsOfUser).
+struct UserSystemCounts {
+  int64_t systems = 0;  // not deleted
+  int64_t running = 0;  // accepted create or start, not yet stopped, failed or deleted
+};
+
+// A cost session with its owner's username, for reports.
+struct UserCostSession {
+  CostSession session;
+  std::string username;
 };
 
 // The named queries, valid inside one transaction.
@@ -174,6 +188,46 @@ class Tx {
   Status OpenCostSession(const System& system);
   Status CloseCostSession(const std::string& system_id, TimePoint end);
   Result<std::vector<CostSession>> ListCostSessions(const std::string& system_id);
+
+  // Costs: quotas, monthly budgets and reports (store_costs.cc).
+  // GetUser for a per-user read-check-write (quota and budget checks): on
+  // PostgreSQL the user's row stays locked (SELECT ... FOR UPDATE) until the
+  // transaction ends, so checks for one user take turns. On SQLite it equals
+  // GetUser, because write transactions (BEGIN IMMEDIATE) run one at a time.
+  // Call it only inside Store::Write.
+  Result<std::optional<User>> GetUserForUpdate(const std::string& id);
+  // The user's systems that are not deleted, and those of them that count as
+  // running: queued, provisioning, starting, running, stopping or rebooting.
+  Result<UserSystemCounts> CountSystemsOfUser(const std::string& user_id);
+  // Sessions overlapping [from, to) (open ones included), of one user or,
+  // when `user_id` is nullopt, of everyone, with their owner's username.
+  Result<std::vector<UserCostSession>> ListCostSessionsBetween(
+      TimePoint from, TimePoint to, const std::optional<std::string>& user_id);
+  // Users with a monthly budget.
+  Result<std::vector<User>> ListUsersWithBudget();
+  // Records that `user_id` was warned about their budget in `month`
+  // ("2026-03"). Returns false when that was recorded already.
+  Result<bool> RecordBudgetWarning(const std::string& user_id, const std::string& month);
+
+  // Access to systems: one-time codes and system cookies (store_access.cc).
+  Status InsertSystemAccess(const SystemAccessGrant& grant);
+  Result<std::optional<SystemAccessGrant>> GetSystemAccess(const std::string& hash);
+  // Deletes one grant; false when it was gone already (a code used twice).
+  Result<bool> DeleteSystemAccess(const std::string& hash);
+  // Deletes grants that expired before `now`; returns how many.
+  Result<int64_t> DeleteExpiredSystemAccess(TimePoint now);
+
+  // Activity and automatic stops (store_activity.cc). A system without a row
+  // reads as a record with only system_id set.
+  Result<ActivityRecord> GetActivity(const std::string& system_id);
+  // Raises proxy_active_at to `at`, never lowering it, so the processes that
+  // each saw part of a system's traffic may write in any order.
+  Status MergeProxyActivity(const std::string& system_id, TimePoint at);
+  // Writes the product and CPU fields of `record`; the other fields stay.
+  Status UpdateActivitySignals(const ActivityRecord& record);
+  Status SetKeepAlive(const std::string& system_id, TimePoint at, TimePoint until);
+  Status SetStopWarning(const std::string& system_id, TimePoint at, TimePoint stop_at,
+                        const std::string& reason);
 
  private:
   sql::Connection& db_;

@@ -204,6 +204,24 @@ def remove_firewall_chain(installation_id):
                 subprocess.run([tool, "-w", "10", "-D", "OUTPUT"] + rule, capture_output=True)
         subprocess.run([tool, "-w", "10", "-F", chain], capture_output=True)
         subprocess.run([tool, "-w", "10", "-X", chain], capture_output=True)
+        # The chains of the systems' network namespaces, and their jumps.
+        for table, builtin, suffix in (("filter", "INPUT", "-IN"), ("filter", "FORWARD", "-FWD"),
+                                       ("nat", "POSTROUTING", "-NAT")):
+            listed = subprocess.run([tool, "-w", "10", "-t", table, "-S", builtin],
+                                    capture_output=True, text=True)
+            for line in listed.stdout.splitlines():
+                if line.startswith("-A " + builtin) and line.endswith("-j " + chain + suffix):
+                    subprocess.run([tool, "-w", "10", "-t", table, "-D", builtin] +
+                                   line.split()[2:], capture_output=True)
+            subprocess.run([tool, "-w", "10", "-t", table, "-F", chain + suffix],
+                           capture_output=True)
+            subprocess.run([tool, "-w", "10", "-t", table, "-X", chain + suffix],
+                           capture_output=True)
+    # Namespaces of systems that were not deleted; their veths go with them.
+    if os.path.isdir("/run/netns"):
+        for name in os.listdir("/run/netns"):
+            if name.startswith("puddle-" + installation_id + "-"):
+                subprocess.run(["/usr/sbin/ip", "netns", "delete", name], capture_output=True)
 
 
 def kill_processes(pids):
@@ -701,6 +719,8 @@ class PuddleTestCase(unittest.TestCase):
     postgres_sslmode = "disable"
     start_worker = True
     serve_arguments = ()
+    # Port for the server to listen on; None picks a free one.
+    server_port = None
     server = None
     client = None
     worker = None
@@ -726,7 +746,7 @@ class PuddleTestCase(unittest.TestCase):
             cls.redis.start()
             config_text = (config_text or "") + cls.redis.config_text()
         cls.server = PuddleServer(cls.workdir, config_text, cls.serve_arguments, cls.postgres)
-        cls.server.start()
+        cls.server.start(port=cls.server_port)
         if cls.store == "postgres" and cls.start_worker:
             cls.worker = PuddleWorker(cls.server)
             cls.worker.start()

@@ -122,33 +122,18 @@ class MainJobTest(PuddleTestCase):
         self.assertEqual(reply.status, 200, f"GET system: {reply!r}")
         return reply.json()
 
-    def direct_address(self):
-        """Return (host, port, base path, token) of the running system's directUrl."""
-        system = self.get_system()
-        self.assertIsNotNone(system.get("directUrl"), f"running system has no directUrl: {system}")
-        url = urllib.parse.urlsplit(system["directUrl"])
-        self.assertEqual(url.scheme, "http", system["directUrl"])
-        self.assertEqual(url.hostname, "127.0.0.2", system["directUrl"])
-        self.assertEqual(url.path, f"/systems/{system['id']}/", system["directUrl"])
-        token = urllib.parse.parse_qs(url.query).get("token", [""])[0]
-        self.assertTrue(token, f"directUrl has no token: {system['directUrl']}")
-        return url.hostname, url.port, url.path, token
-
     def jupyter_request(self, method, path, body=None):
-        """Send a request to the product itself, authenticated with its token."""
-        host, port, base_path, token = self.direct_address()
-        headers = {"Authorization": f"token {token}"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection(host, port, timeout=30)
-        try:
-            connection.request(method, base_path + path, body=payload, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.read()
-        finally:
-            connection.close()
+        """Send a request to the product through the proxy's programs' path, with the user's token."""
+        system_id = self.state["system_id"]
+        reply = self.api(method, f"/systems/{system_id}/{path}", body, token=self.user_token())
+        return reply.status, reply.body
+
+    def product_token(self, pid):
+        """Return the product token from the environment of the product's process."""
+        environment = e2e_support.read_environ(pid) or {}
+        token = environment.get("JUPYTER_TOKEN", "")
+        self.assertTrue(token, f"Jupyter (pid {pid}) has no JUPYTER_TOKEN in its environment")
+        return token
 
     # --- steps -----------------------------------------------------------
 
@@ -234,7 +219,13 @@ class MainJobTest(PuddleTestCase):
         self.assertEqual(admin_view["provider"]["kind"], "local")
         self.assertEqual(admin_view["provider"]["state"]["pid"], pid)
         self.assertIsNone(admin_view.get("directUrl"),
-                          "an admin who does not own the system sees its directUrl and token")
+                          "a local system has a directUrl although the proxy serves it")
+        owner_view = self.get_system()
+        self.assertIsNone(owner_view.get("directUrl"),
+                          "a local system has a directUrl although the proxy serves it")
+        self.assertEqual(owner_view.get("url"),
+                         f"https://{system_id}.systems.localhost:{self.server.port}"
+                         f"/systems/{system_id}/")
         self.state["pid"] = pid
 
         uids = e2e_support.read_status_field(pid, "Uid").split()
@@ -246,7 +237,7 @@ class MainJobTest(PuddleTestCase):
         groups = (e2e_support.read_status_field(pid, "Groups") or "").split()
         self.assertNotIn("0", groups, f"Jupyter (pid {pid}) keeps supplementary group 0")
 
-        _, _, _, token = self.direct_address()
+        token = self.product_token(pid)
         command_line = " ".join(read_cmdline(pid))
         self.assertNotIn(token, command_line, "the product token is on Jupyter's command line")
         for other_pid in system_processes(system_id):

@@ -138,8 +138,8 @@ class PostgresTlsTest(PuddleTestCase):
         def leases():
             return self.postgres.query("SELECT name FROM leases ORDER BY name")
 
-        e2e_support.wait_until(lambda: len(leases()) == 2, 10)
-        self.assertEqual(leases(), [["reaper"], ["reconcile"]])
+        e2e_support.wait_until(lambda: len(leases()) == 4, 10)
+        self.assertEqual(leases(), [["budget"], ["idle"], ["reaper"], ["reconcile"]])
 
     def test_reset_password_uses_postgres(self):
         self.client.create_user(self.admin_token, "bob", "bob-password-1")

@@ -8,6 +8,7 @@ void AddRoutes(Router& router, ApiDependencies& deps) {
   AddUserRoutes(router, deps);
   AddCatalogRoutes(router, deps);
   AddSystemRoutes(router, deps);
+  AddCostRoutes(router, deps);
 }
 
 }  // namespace puddle::api

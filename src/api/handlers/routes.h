@@ -12,6 +12,7 @@ void AddAuthRoutes(Router& router, ApiDependencies& deps);
 void AddUserRoutes(Router& router, ApiDependencies& deps);
 void AddCatalogRoutes(Router& router, ApiDependencies& deps);
 void AddSystemRoutes(Router& router, ApiDependencies& deps);
+void AddCostRoutes(Router& router, ApiDependencies& deps);
 // Health, metrics, OpenAPI and the sign-in page; `router` is read when serving the spec.
 void AddMetaRoutes(Router& router, ApiDependencies& deps);
 

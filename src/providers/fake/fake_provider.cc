@@ -248,6 +248,43 @@ ProductStatus FakeProvider::CheckProduct(const LaunchRequest& request, std::stri
   return ProductStatus::kReady;
 }
 
+Result<std::string> FakeProvider::GetFromProduct(const LaunchRequest& request,
+                                                 std::string_view state, std::string_view path) {
+  std::lock_guard lock(mutex_);
+  auto parsed = ParseState(state);
+  auto machine = machines_.find(request.system_id);
+  bool running = parsed && parsed->running && parsed->boot == boot_ &&
+                 machine != machines_.end() && machine->second.running;
+  if (!running) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "system " + request.system_id + ": the product is not running");
+  }
+  auto answer = product_answers_.find(request.system_id + " " + std::string(path));
+  if (answer == product_answers_.end()) {
+    return MakeError(ErrorCode::kUnavailable, "GET " + std::string(path) + " answered HTTP 404");
+  }
+  return answer->second;
+}
+
+Result<std::optional<double>> FakeProvider::CpuSeconds(std::string_view system_id,
+                                                       std::string_view) {
+  std::lock_guard lock(mutex_);
+  auto found = cpu_seconds_.find(system_id);
+  if (found == cpu_seconds_.end()) return std::optional<double>();
+  return std::optional<double>(found->second);
+}
+
+void FakeProvider::SetProductAnswer(std::string_view system_id, std::string_view path,
+                                    std::string body) {
+  std::lock_guard lock(mutex_);
+  product_answers_[std::string(system_id) + " " + std::string(path)] = std::move(body);
+}
+
+void FakeProvider::SetCpuSeconds(std::string_view system_id, double seconds) {
+  std::lock_guard lock(mutex_);
+  cpu_seconds_[std::string(system_id)] = seconds;
+}
+
 Result<std::string> FakeProvider::ReadLogs(std::string_view system_id, std::string_view,
                                            int lines) {
   Enter(FakeCall::kReadLogs, false);

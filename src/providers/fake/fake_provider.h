@@ -127,11 +127,23 @@ class FakeProvider final : public Provider {
                                int lines) override;
   Result<std::vector<OwnedResource>> ListOwned() override;
   std::optional<double> HourlyPrice(const SystemType& type) const override;
+  // Returns the answer SetProductAnswer gave for (system, path) while the
+  // machine runs; kUnavailable otherwise.
+  Result<std::string> GetFromProduct(const LaunchRequest& request, std::string_view state,
+                                     std::string_view path) override;
+  // Returns the value SetCpuSeconds gave, or nullopt.
+  Result<std::optional<double>> CpuSeconds(std::string_view system_id,
+                                           std::string_view state) override;
 
   // Simulates a reboot of the host: every machine stops, and a Poll with a
   // state from before the reboot reports GoneReason::kHostRestarted, with
   // `booted_at` as the time the machines were last known running.
   void SimulateHostRestart(std::optional<TimePoint> booted_at = std::nullopt);
+
+  // What the product of `system_id` answers to GET <basePath><path>.
+  void SetProductAnswer(std::string_view system_id, std::string_view path, std::string body);
+  // The CPU time the system's processes have used, in seconds.
+  void SetCpuSeconds(std::string_view system_id, double seconds);
 
   // Number of calls made to `call` since construction, failed ones included.
   int CallCount(FakeCall call) const;
@@ -170,6 +182,9 @@ class FakeProvider final : public Provider {
   int machines_created_ = 0;                                   // GUARDED_BY(mutex_)
   int boot_ = 1;                                               // GUARDED_BY(mutex_)
   std::optional<TimePoint> booted_at_;                         // GUARDED_BY(mutex_)
+  // Keyed by "<system id> <path>".
+  std::map<std::string, std::string, std::less<>> product_answers_;  // GUARDED_BY(mutex_)
+  std::map<std::string, double, std::less<>> cpu_seconds_;            // GUARDED_BY(mutex_)
 };
 
 }  // namespace puddle

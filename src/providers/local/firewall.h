@@ -1,6 +1,8 @@
 // SystemFirewall: iptables and ip6tables rules that keep local systems away
 // from the cloud metadata service, from Puddle's own services and from other
-// systems' products, until each system gets its own network namespace.
+// systems' products while they share the host's network namespace: the
+// fallback where network.h's namespaces cannot be made. The uid-range jump
+// does not see packets of systems in their own namespaces.
 //
 // The rules live in one chain per installation, PUDDLE-<first 8 characters of
 // the installation id>, in the filter table of both iptables and ip6tables.

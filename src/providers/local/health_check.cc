@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -53,6 +54,71 @@ ProductStatus CheckHttpHealth(const std::string& url, const std::string& token,
 
 namespace {
 
+struct BodyBuffer {
+  std::string text;
+  size_t max_bytes = 0;
+  bool too_large = false;
+};
+
+size_t AppendBody(char* data, size_t size, size_t count, void* user) {
+  auto* body = static_cast<BodyBuffer*>(user);
+  size_t length = size * count;
+  if (body->text.size() + length > body->max_bytes) {
+    body->too_large = true;
+    return 0;  // makes curl stop with CURLE_WRITE_ERROR
+  }
+  body->text.append(data, length);
+  return length;
+}
+
+}  // namespace
+
+Result<std::string> GetWithToken(const std::string& url, const std::string& token,
+                                 std::chrono::milliseconds timeout, size_t max_bytes) {
+  static std::once_flag curl_initialized;
+  std::call_once(curl_initialized, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) return MakeError(ErrorCode::kUnavailable, "GET " + url + " failed: no curl handle");
+  std::string authorization = "Authorization: token " + token;
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(
+      curl_slist_append(nullptr, authorization.c_str()), curl_slist_free_all);
+
+  BodyBuffer body;
+  body.max_bytes = max_bytes;
+  CURL* handle = curl.get();
+  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
+  // As in CheckHttpHealth: no proxy from the environment, no redirects.
+  curl_easy_setopt(handle, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http");
+  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, AppendBody);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &body);
+
+  CURLcode result = curl_easy_perform(handle);
+  if (body.too_large) {
+    return MakeError(ErrorCode::kUnavailable, "GET " + url + " failed: the answer exceeds " +
+                                                  std::to_string(max_bytes) + " bytes");
+  }
+  if (result != CURLE_OK) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "GET " + url + " failed: " + curl_easy_strerror(result));
+  }
+  long status = 0;
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "GET " + url + " answered HTTP " + std::to_string(status));
+  }
+  return std::move(body.text);
+}
+
+namespace {
+
 // /proc/net/tcp prints each 32-bit word of an address as %08X of its in-memory
 // value, so on a little-endian host 127.0.0.2 reads "0200007F".
 std::string ProcWords(const unsigned char* bytes, size_t length) {
@@ -91,11 +157,11 @@ std::vector<Listener> ListenersOnPort(const std::string& path, int port) {
   return listeners;
 }
 
-}  // namespace
-
-bool ListenerOwnedBy(const std::string& address, int port, uid_t uid) {
-  // The addresses a connection to `address` could land on.
-  std::vector<std::string> v4_matches, v6_matches;
+// The /proc/net/tcp* forms of the addresses a connection to `address` could
+// land on: itself, its IPv4-mapped form and the wildcards. False when
+// `address` is not an IP address.
+bool MatchingAddresses(const std::string& address, std::vector<std::string>& v4_matches,
+                       std::vector<std::string>& v6_matches) {
   unsigned char bytes[16] = {};
   if (inet_pton(AF_INET, address.c_str(), bytes) == 1) {
     v4_matches = {ProcWords(bytes, 4), "00000000"};
@@ -107,6 +173,15 @@ bool ListenerOwnedBy(const std::string& address, int port, uid_t uid) {
   } else {
     return false;
   }
+  return true;
+}
+
+}  // namespace
+
+bool ListenerOwnedBy(const std::string& address, int port, uid_t uid,
+                     const std::string& proc_net_dir) {
+  std::vector<std::string> v4_matches, v6_matches;
+  if (!MatchingAddresses(address, v4_matches, v6_matches)) return false;
 
   bool found = false;
   auto check = [&](const std::vector<Listener>& listeners,
@@ -120,9 +195,21 @@ bool ListenerOwnedBy(const std::string& address, int port, uid_t uid) {
     }
     return true;
   };
-  if (!check(ListenersOnPort("/proc/net/tcp", port), v4_matches)) return false;
-  if (!check(ListenersOnPort("/proc/net/tcp6", port), v6_matches)) return false;
+  if (!check(ListenersOnPort(proc_net_dir + "/tcp", port), v4_matches)) return false;
+  if (!check(ListenersOnPort(proc_net_dir + "/tcp6", port), v6_matches)) return false;
   return found;
+}
+
+bool HasListener(const std::string& address, int port, const std::string& proc_net_dir) {
+  std::vector<std::string> v4_matches, v6_matches;
+  if (!MatchingAddresses(address, v4_matches, v6_matches)) return false;
+  auto any = [&](const std::vector<Listener>& listeners, const std::vector<std::string>& matches) {
+    return std::any_of(listeners.begin(), listeners.end(), [&](const Listener& listener) {
+      return std::find(matches.begin(), matches.end(), listener.address) != matches.end();
+    });
+  };
+  return any(ListenersOnPort(proc_net_dir + "/tcp", port), v4_matches) ||
+         any(ListenersOnPort(proc_net_dir + "/tcp6", port), v6_matches);
 }
 
 }  // namespace puddle::local

@@ -15,9 +15,11 @@
 #include <set>
 #include <thread>
 #include <utility>
+#include <variant>
 
 #include "common/log.h"
 #include "providers/local/cgroups.h"
+#include "providers/local/cpu_time.h"
 #include "providers/local/health_check.h"
 #include "providers/local/launch_plan.h"
 #include "providers/local/ports.h"
@@ -45,6 +47,8 @@ constexpr auto kExitRecordWait = std::chrono::seconds(3);
 constexpr auto kKillWait = std::chrono::seconds(10);
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
 constexpr auto kHealthTimeout = std::chrono::seconds(3);
+// Largest answer GetFromProduct returns; api/kernels is a few KiB.
+constexpr size_t kMaxProductAnswerBytes = 1 << 20;
 // A record left in "launching" by a crashed Puddle stops reserving its port
 // after this long.
 constexpr auto kLaunchingRecordLifetime = std::chrono::minutes(5);
@@ -106,12 +110,55 @@ std::string JoinPids(const std::vector<ProcessStat>& processes) {
   return text;
 }
 
+local::NetworkOptions NetworkOptionsFor(const LocalProviderOptions& options) {
+  local::NetworkOptions network = options.network;
+  network.installation_id = options.installation_id;
+  return network;
+}
+
+// True when `path` is /tmp or lies below it, after resolving symlinks.
+bool IsUnderTmp(const std::string& path) {
+  char resolved[PATH_MAX];
+  std::string real = realpath(path.c_str(), resolved) != nullptr ? resolved : path;
+  return real == "/tmp" || real.starts_with("/tmp/");
+}
+
 }  // namespace
 
 LocalProvider::LocalProvider(LocalProviderOptions options)
-    : options_(std::move(options)), layout_(options_.data_dir) {
+    : options_(std::move(options)),
+      layout_(options_.data_dir),
+      networks_(NetworkOptionsFor(options_)) {
   if (options_.clock == nullptr) own_clock_ = std::make_unique<SystemClock>();
   clock_ = options_.clock != nullptr ? options_.clock : own_clock_.get();
+  if (options_.network_isolation) {
+    auto available = networks_.CheckAvailable();
+    network_isolated_ = available.has_value();
+    if (!available) network_fallback_reason_ = available.error().message;
+  }
+  if (options_.private_tmp && IsUnderTmp(options_.data_dir)) {
+    log::Warning("systems share the host's /tmp because the data directory lies under /tmp, "
+                 "which a private /tmp would hide; move the data directory elsewhere",
+                 {{"data_dir", options_.data_dir}});
+  }
+}
+
+Status LocalProvider::PrepareNetwork() {
+  if (!network_isolated_) return Ok();
+  std::lock_guard<std::mutex> lock(network_mutex_);
+  if (network_rules_installed_) return Ok();
+  if (auto installed = networks_.InstallRules(); !installed) {
+    return tl::unexpected(installed.error().WithContext(
+        "install the iptables rules of the systems' network namespaces"));
+  }
+  network_rules_installed_ = true;
+  for (const auto& uplink : networks_.UplinksWithoutForwarding()) {
+    log::Warning("forwarding is off on the interface that leads to providers.local.network.allow "
+                 "destinations, so systems cannot reach them; enable it with sysctl -w "
+                 "net.ipv4.conf." + uplink + ".forwarding=1",
+                 {{"interface", uplink}});
+  }
+  return Ok();
 }
 
 Status LocalProvider::CheckUidRange(int64_t uid_min, int64_t uid_max,
@@ -224,7 +271,7 @@ Result<std::string> LocalProvider::LaunchOrAdopt(const LaunchRequest& request,
 
   // A retried Create or Start adopts what an earlier attempt started.
   auto record = LoadRecord(request.system_id);
-  if (auto running = FindRunning(request.system_id, *uid, record, state.port)) {
+  if (auto running = FindRunning(request.system_id, *uid, record, state)) {
     return local::SerializeState(*running);
   }
 
@@ -237,14 +284,19 @@ Result<std::string> LocalProvider::LaunchOrAdopt(const LaunchRequest& request,
   std::optional<int> preferred_port;
   if (state.port != 0) preferred_port = state.port;
   if (!preferred_port && record && record->state.port != 0) preferred_port = record->state.port;
-  auto launched = Launch(request, *uid, preferred_port);
+  std::optional<int> preferred_subnet;
+  if (state.subnet >= 0) preferred_subnet = state.subnet;
+  if (!preferred_subnet && record && record->state.subnet >= 0) {
+    preferred_subnet = record->state.subnet;
+  }
+  auto launched = Launch(request, *uid, preferred_port, preferred_subnet);
   if (!launched) return tl::unexpected(launched.error());
   return local::SerializeState(*launched);
 }
 
 std::optional<LocalState> LocalProvider::FindRunning(std::string_view system_id, int64_t uid,
                                                      const std::optional<SystemRecord>& record,
-                                                     int known_port) {
+                                                     const LocalState& known) {
   auto boot_id = local::ReadBootId(options_.boot_id_path);
   if (!boot_id) return std::nullopt;
 
@@ -274,8 +326,14 @@ std::optional<LocalState> LocalProvider::FindRunning(std::string_view system_id,
       product = &process;
     }
   }
-  int port = record && record->state.port != 0 ? record->state.port : known_port;
-  if (supervisor && product && port != 0) {
+  int port = record && record->state.port != 0 ? record->state.port : known.port;
+  // A process in its own network namespace serves on that namespace's
+  // address, which only a record or the core's state names.
+  const LocalState& named = record && !record->state.address.empty() ? record->state : known;
+  auto supervisor_namespace = supervisor ? local::ProcessNamespace(supervisor->pid) : std::nullopt;
+  bool in_own_namespace = supervisor_namespace && supervisor_namespace != local::ProcessNamespace(getpid());
+  bool address_known = !in_own_namespace || !named.address.empty();
+  if (supervisor && product && port != 0 && address_known) {
     LocalState state;
     state.running = true;
     state.pid = product->pid;
@@ -286,6 +344,10 @@ std::optional<LocalState> LocalProvider::FindRunning(std::string_view system_id,
     state.port = port;
     state.uid = uid;
     state.boot_id = *boot_id;
+    if (in_own_namespace) {
+      state.subnet = named.subnet;
+      state.address = named.address;
+    }
     SystemRecord adopted = record.value_or(SystemRecord{});
     adopted.phase = RecordPhase::kRunning;
     adopted.state = state;
@@ -315,16 +377,23 @@ std::optional<LocalState> LocalProvider::FindRunning(std::string_view system_id,
 }
 
 Result<LocalState> LocalProvider::Launch(const LaunchRequest& request, int64_t uid,
-                                         std::optional<int> preferred_port) {
+                                         std::optional<int> preferred_port,
+                                         std::optional<int> preferred_subnet) {
   const std::string& id = request.system_id;
-  auto port = ReservePort(id, uid, preferred_port);
-  if (!port) return tl::unexpected(port.error());
+  if (auto status = PrepareNetwork(); !status) {
+    return tl::unexpected(status.error().WithContext("start system " + id));
+  }
+  auto slot = ReserveSlot(id, uid, preferred_port, preferred_subnet);
+  if (!slot) return tl::unexpected(slot.error());
+  auto port = std::optional<int>(slot->port);
 
   SystemRecord record;
   record.phase = RecordPhase::kStopped;
   record.state.port = *port;
   record.state.uid = uid;
+  record.state.subnet = slot->subnet;
   auto fail = [&](const Error& error, const std::vector<std::string>& cgroups) {
+    if (slot->subnet >= 0) DestroyNetwork(id);
     // A supervisor that reported a failure may not have exited yet, and a
     // cgroup with a process in it cannot be removed. The record keeps the
     // directories for Stop and Delete in case the wait is not enough.
@@ -349,8 +418,17 @@ Result<LocalState> LocalProvider::Launch(const LaunchRequest& request, int64_t u
     }
   }
 
+  // The system's own network namespace, made anew for each launch.
+  std::string listen_address = options_.listen_address;
+  if (slot->subnet >= 0) {
+    if (auto created = networks_.Create(id, slot->subnet); !created) {
+      return fail(created.error(), cgroups.directories);
+    }
+    listen_address = networks_.AddressesOf(slot->subnet).system;
+  }
+
   std::string home = layout_.HomeDir(id);
-  local::PlaceholderValues values{std::to_string(*port), options_.listen_address,
+  local::PlaceholderValues values{std::to_string(*port), listen_address,
                                   BasePath(id, request.image.launch), home, id,
                                   request.product_token};
   local::BaseEnvironment base{home, request.owner_username, options_.installation_id, id};
@@ -367,6 +445,14 @@ Result<LocalState> LocalProvider::Launch(const LaunchRequest& request, int64_t u
                        std::string(kSystemVariable) + "=" + id};
   spawn.uid = static_cast<uid_t>(uid);
   spawn.gid = static_cast<gid_t>(uid);
+  if (slot->subnet >= 0) spawn.network_namespace_path = networks_.NamespacePath(id);
+  if (options_.private_tmp && !IsUnderTmp(options_.data_dir)) {
+    spawn.private_tmpfs_paths = {"/tmp", "/dev/shm"};
+    // tmpfs pages count against the memory cgroup of the process that
+    // writes them, so the system's memory limit bounds them where enforced.
+    int64_t size_mib = request.system_type.memory_mib > 0 ? request.system_type.memory_mib : 1024;
+    spawn.tmpfs_options = "mode=1777,size=" + std::to_string(size_mib) + "m";
+  }
   for (const auto& directory : cgroups.directories) {
     spawn.cgroup_procs_files.push_back(directory + "/cgroup.procs");
   }
@@ -392,6 +478,10 @@ Result<LocalState> LocalProvider::Launch(const LaunchRequest& request, int64_t u
   state.port = *port;
   state.uid = uid;
   state.boot_id = *boot_id;
+  if (slot->subnet >= 0) {
+    state.subnet = slot->subnet;
+    state.address = listen_address;
+  }
 
   record.phase = RecordPhase::kRunning;
   record.state = state;
@@ -403,12 +493,13 @@ Result<LocalState> LocalProvider::Launch(const LaunchRequest& request, int64_t u
   }
   log::Info("local system started", {{"system_id", id},
                                      {"pid", std::to_string(state.pid)},
-                                     {"address", Address(state.port)}});
+                                     {"address", Address(state)}});
   return state;
 }
 
-Result<int> LocalProvider::ReservePort(std::string_view system_id, int64_t uid,
-                                       std::optional<int> preferred) {
+Result<LocalProvider::Slot> LocalProvider::ReserveSlot(std::string_view system_id, int64_t uid,
+                                                       std::optional<int> preferred,
+                                                       std::optional<int> preferred_subnet) {
   std::lock_guard<std::mutex> lock(port_mutex_);
   local::UniqueFd lock_file(
       open(layout_.PortLockPath().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
@@ -419,6 +510,7 @@ Result<int> LocalProvider::ReservePort(std::string_view system_id, int64_t uid,
   // Ports of other systems that run, or are being launched, stay theirs.
   auto boot_id = local::ReadBootId(options_.boot_id_path);
   std::set<int> reserved;
+  std::set<int> reserved_subnets;
   std::unique_ptr<DIR, int (*)(DIR*)> directory(opendir(layout_.RecordsDir().c_str()), closedir);
   while (dirent* entry = directory ? readdir(directory.get()) : nullptr) {
     std::string name = entry->d_name;
@@ -434,24 +526,56 @@ Result<int> LocalProvider::ReservePort(std::string_view system_id, int64_t uid,
                    (local::IsProcessAlive(record->state.pid, record->state.start_ticks) ||
                     local::IsProcessAlive(record->state.supervisor_pid,
                                           record->state.supervisor_start_ticks));
-    if (launching || running) reserved.insert(record->state.port);
+    if (launching || running) {
+      reserved.insert(record->state.port);
+      if (record->state.subnet >= 0) reserved_subnets.insert(record->state.subnet);
+    }
   }
 
-  auto port = local::AllocatePort(options_.listen_address, options_.port_min, options_.port_max,
-                                  reserved, preferred);
+  // In its own namespace a product binds where nothing else listens, so the
+  // port needs no bind test; it stays unique so systems can be told apart.
+  Slot slot;
+  const std::string probe_address = network_isolated_ ? "" : options_.listen_address;
+  auto port = local::AllocatePort(probe_address, options_.port_min, options_.port_max, reserved,
+                                  preferred);
   if (!port) return tl::unexpected(port.error());
+  slot.port = *port;
+  if (network_isolated_) {
+    // Addresses on this host's interfaces are taken, except those of the
+    // system's own leftover veth, which its launch removes.
+    for (int subnet : networks_.SubnetsInUse(networks_.HostInterface(system_id))) {
+      reserved_subnets.insert(subnet);
+    }
+    int count = networks_.SubnetCount();
+    auto usable = [&](int subnet) {
+      return subnet >= 0 && subnet < count && !reserved_subnets.contains(subnet);
+    };
+    if (preferred_subnet && usable(*preferred_subnet)) {
+      slot.subnet = *preferred_subnet;
+    } else {
+      for (int subnet = 0; subnet < count && slot.subnet < 0; ++subnet) {
+        if (usable(subnet)) slot.subnet = subnet;
+      }
+    }
+    if (slot.subnet < 0) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "no free /30 subnet left in providers.local.network.cidr " +
+                           options_.network.cidr + "; stop some systems or widen the range");
+    }
+  }
   SystemRecord record;
   record.phase = RecordPhase::kLaunching;
-  record.state.port = *port;
+  record.state.port = slot.port;
+  record.state.subnet = slot.subnet;
   record.state.uid = uid;
   record.updated_at = clock_->Now();
   if (auto status = SaveRecord(system_id, record); !status) return tl::unexpected(status.error());
-  return *port;
+  return slot;
 }
 
 std::vector<ProcessStat> LocalProvider::FindSystemProcesses(
-    std::string_view system_id, int64_t uid, int64_t pgid,
-    const std::vector<std::string>& cgroups) const {
+    std::string_view system_id, int64_t uid, int64_t pgid, const std::vector<std::string>& cgroups,
+    const std::optional<local::NamespaceId>& network_namespace) const {
   std::vector<int64_t> cgroup_list = local::ListCgroupProcesses(cgroups);
   std::set<int64_t> in_cgroup(cgroup_list.begin(), cgroup_list.end());
   std::vector<ProcessStat> found;
@@ -462,6 +586,7 @@ std::vector<ProcessStat> LocalProvider::FindSystemProcesses(
     auto stat = local::ReadProcessStat(pid);
     if (!stat || stat->state == 'Z' || stat->state == 'X') continue;
     bool belongs = (pgid > 0 && stat->pgid == pgid) || in_cgroup.contains(pid);
+    if (!belongs && network_namespace) belongs = local::ProcessNamespace(pid) == network_namespace;
     if (!belongs) {
       belongs = local::ReadProcessEnvironmentValue(pid, kInstallationVariable) ==
                     options_.installation_id &&
@@ -498,7 +623,12 @@ Status LocalProvider::StopProcesses(std::string_view system_id, const LocalState
   if (!group.running && record && record->phase == RecordPhase::kRunning) group = record->state;
   bool same_boot = boot_id && group.running && group.boot_id == *boot_id;
   int64_t pgid = same_boot ? group.supervisor_pid : 0;
-  auto members = [&] { return FindSystemProcesses(system_id, uid, pgid, cgroups); };
+  // Whatever runs in the system's namespace is ended too, so a stopped
+  // system keeps nothing running there.
+  auto network_namespace = networks_.NamespaceOf(system_id);
+  auto members = [&] {
+    return FindSystemProcesses(system_id, uid, pgid, cgroups, network_namespace);
+  };
   if (members().empty()) return Ok();
 
   // SIGTERM goes to the whole group at once while its leader, the
@@ -506,6 +636,11 @@ Status LocalProvider::StopProcesses(std::string_view system_id, const LocalState
   // reused. Without a live leader it goes to each process found.
   if (pgid > 0 && local::IsProcessAlive(pgid, group.supervisor_start_ticks)) {
     kill(static_cast<pid_t>(-pgid), SIGTERM);
+    // Members outside the group (found in the system's cgroups or network
+    // namespace) get their own SIGTERM.
+    for (const auto& process : members()) {
+      if (process.pgid != pgid) local::SignalProcess(process.pid, process.start_ticks, SIGTERM);
+    }
   } else {
     for (const auto& process : members()) {
       local::SignalProcess(process.pid, process.start_ticks, SIGTERM);
@@ -541,10 +676,12 @@ Result<std::string> LocalProvider::Stop(std::string_view system_id, std::string_
   }
   std::vector<std::string> remaining;
   if (record) remaining = local::RemoveSystemCgroups(record->cgroups);
+  DestroyNetwork(system_id);
 
   LocalState stopped;
   stopped.port = parsed->port != 0 ? parsed->port : (record ? record->state.port : 0);
   stopped.uid = parsed->uid != 0 ? parsed->uid : (record ? record->state.uid : 0);
+  stopped.subnet = parsed->subnet >= 0 ? parsed->subnet : (record ? record->state.subnet : -1);
   if (record) {
     SystemRecord updated;
     updated.phase = RecordPhase::kStopped;
@@ -575,6 +712,7 @@ Status LocalProvider::Delete(std::string_view system_id, std::string_view state)
                                           {"path", directory}});
     }
   }
+  DestroyNetwork(system_id);
   if (auto status = local::RemoveDirectoryTree(layout_.SystemDir(system_id)); !status) {
     return tl::unexpected(status.error().WithContext("delete system " + std::string(system_id)));
   }
@@ -611,7 +749,7 @@ Result<Observation> LocalProvider::Poll(std::string_view system_id, std::string_
   if (local::IsProcessAlive(parsed->pid, parsed->start_ticks) &&
       local::ReadProcessUid(parsed->pid) == static_cast<uid_t>(parsed->uid)) {
     observation.vm_status = VmStatus::kRunning;
-    observation.address = Address(parsed->port);
+    observation.address = Address(*parsed);
     return observation;
   }
   return ObserveExit(system_id, *parsed);
@@ -655,12 +793,14 @@ Result<Observation> LocalProvider::ObserveExit(std::string_view system_id,
   return observation;
 }
 
-ProductStatus LocalProvider::CheckProduct(const LaunchRequest& request, std::string_view state) {
+std::variant<std::string, ProductStatus> LocalProvider::ProductUrl(const LaunchRequest& request,
+                                                                   std::string_view state,
+                                                                   std::string_view path) {
   auto parsed = local::ParseState(state);
   if (!parsed || !parsed->running) return ProductStatus::kStopped;
-  std::string path = BasePath(request.system_id, request.image.launch) +
-                     request.image.launch.health_path;
-  std::string url = "http://" + Address(parsed->port) + path;
+  std::string url = "http://" + Address(*parsed) +
+                    BasePath(request.system_id, request.image.launch) + std::string(path);
+  if (!parsed->address.empty()) return NamespacedProductUrl(request.system_id, *parsed, url);
   // The token goes only to a listener of the system's own uid: another user's
   // process may have taken the port before the product bound it.
   if (!local::ListenerOwnedBy(options_.listen_address, static_cast<int>(parsed->port),
@@ -668,7 +808,65 @@ ProductStatus LocalProvider::CheckProduct(const LaunchRequest& request, std::str
     bool port_free = local::IsPortFree(options_.listen_address, static_cast<int>(parsed->port));
     return port_free ? ProductStatus::kStarting : ProductStatus::kUnhealthy;
   }
-  return local::CheckHttpHealth(url, request.product_token, kHealthTimeout);
+  return url;
+}
+
+std::variant<std::string, ProductStatus> LocalProvider::NamespacedProductUrl(
+    std::string_view system_id, const LocalState& state, const std::string& url) const {
+  // Only processes inside the system's namespace can listen on its address.
+  // Its socket table is read through the supervisor, which is checked to be
+  // alive and in that namespace before and after the read, so a reused pid
+  // cannot show another namespace's table.
+  auto network_namespace = networks_.NamespaceOf(system_id);
+  auto supervisor_inside = [&] {
+    return network_namespace &&
+           local::IsProcessAlive(state.supervisor_pid, state.supervisor_start_ticks) &&
+           local::ProcessNamespace(state.supervisor_pid) == network_namespace;
+  };
+  if (!supervisor_inside()) return ProductStatus::kUnhealthy;
+  const std::string proc_net = "/proc/" + std::to_string(state.supervisor_pid) + "/net";
+  bool owned = local::ListenerOwnedBy(state.address, state.port, static_cast<uid_t>(state.uid),
+                                      proc_net);
+  bool listening = owned || local::HasListener(state.address, state.port, proc_net);
+  if (!supervisor_inside()) return ProductStatus::kUnhealthy;
+  if (!owned) return listening ? ProductStatus::kUnhealthy : ProductStatus::kStarting;
+  return url;
+}
+
+ProductStatus LocalProvider::CheckProduct(const LaunchRequest& request, std::string_view state) {
+  auto url = ProductUrl(request, state, request.image.launch.health_path);
+  if (auto* status = std::get_if<ProductStatus>(&url)) return *status;
+  return local::CheckHttpHealth(std::get<std::string>(url), request.product_token, kHealthTimeout);
+}
+
+Result<std::string> LocalProvider::GetFromProduct(const LaunchRequest& request,
+                                                  std::string_view state, std::string_view path) {
+  auto url = ProductUrl(request, state, path);
+  if (auto* status = std::get_if<ProductStatus>(&url)) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "system " + request.system_id + ": the product is " +
+                         std::string(ProductStatusName(*status)) + ", so it cannot be asked");
+  }
+  return local::GetWithToken(std::get<std::string>(url), request.product_token, kHealthTimeout,
+                             kMaxProductAnswerBytes);
+}
+
+Result<std::optional<double>> LocalProvider::CpuSeconds(std::string_view system_id,
+                                                        std::string_view state) {
+  if (auto status = CheckSystemId(system_id); !status) return tl::unexpected(status.error());
+  auto parsed = local::ParseState(state);
+  if (!parsed || !parsed->running) return std::optional<double>();
+  auto record = LoadRecord(system_id);
+  std::vector<std::string> cgroups = record ? record->cgroups : std::vector<std::string>{};
+  // The process group is the supervisor's pid while the supervisor lives.
+  int64_t pgid = local::IsProcessAlive(parsed->supervisor_pid, parsed->supervisor_start_ticks)
+                     ? parsed->supervisor_pid
+                     : 0;
+  std::vector<int64_t> pids;
+  for (const auto& process : FindSystemProcesses(system_id, parsed->uid, pgid, cgroups)) {
+    pids.push_back(process.pid);
+  }
+  return std::optional<double>(local::SumCpuSeconds(pids));
 }
 
 Result<std::string> LocalProvider::ReadLogs(std::string_view system_id, std::string_view state,
@@ -701,6 +899,9 @@ Result<std::vector<OwnedResource>> LocalProvider::ListOwned() {
   for (const auto& [key, unused] : groups) {
     resources.push_back({"pid:" + std::to_string(key.second), key.first});
   }
+  for (const auto& system_id : networks_.ListSystems()) {
+    resources.push_back({"netns:" + networks_.NamespaceName(system_id), system_id});
+  }
   return resources;
 }
 
@@ -731,11 +932,20 @@ std::string LocalProvider::CgroupGroupName() const {
   return name;
 }
 
-std::string LocalProvider::Address(int port) const {
-  if (options_.listen_address.find(':') != std::string::npos) {
-    return "[" + options_.listen_address + "]:" + std::to_string(port);
+std::string LocalProvider::Address(const LocalState& state) const {
+  const std::string& address = state.address.empty() ? options_.listen_address : state.address;
+  if (address.find(':') != std::string::npos) {
+    return "[" + address + "]:" + std::to_string(state.port);
   }
-  return options_.listen_address + ":" + std::to_string(port);
+  return address + ":" + std::to_string(state.port);
+}
+
+void LocalProvider::DestroyNetwork(std::string_view system_id) {
+  if (geteuid() != 0) return;
+  if (auto destroyed = networks_.Destroy(system_id); !destroyed) {
+    log::Warning("network namespace of a local system not removed",
+                 {{"system_id", std::string(system_id)}, {"error", destroyed.error().message}});
+  }
 }
 
 }  // namespace puddle

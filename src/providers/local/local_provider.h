@@ -22,8 +22,14 @@
 // Thread-safe: calls for different systems may run at once; the core never
 // runs two calls for one system at once.
 //
+// Network: with network_isolation (and root, ip and iptables present) each
+// system runs in its own network namespace (network.h), its product listens
+// on the namespace's address, and Poll reports that address. Otherwise
+// products listen on listen_address in the host's namespace. A system keeps
+// the mode it was started in until it stops.
+//
 // Limitations: see the local provider section of docs/known-gaps.md (no
-// network namespace yet, no disk quota, cgroup v1 only).
+// disk quota, cgroup v1 only, IPv4 only inside namespaces).
 #pragma once
 
 #include <chrono>
@@ -34,9 +40,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "common/clock.h"
+#include "providers/local/network.h"
 #include "providers/local/process_table.h"
 #include "providers/local/provider_state.h"
 #include "providers/local/system_files.h"
@@ -68,6 +76,16 @@ struct LocalProviderOptions {
   bool use_cgroups = true;
   // Seconds Create and Start wait for the supervisor to exec the product.
   int64_t launch_timeout_seconds = 30;
+  // Runs each system in its own network namespace where the host allows it
+  // (root, ip and iptables present); else products listen on listen_address.
+  bool network_isolation = false;
+  // The namespaces' pool, allow list and denied destinations; its
+  // installation_id is taken from the field above.
+  local::NetworkOptions network;
+  // Gives each system its own empty /tmp and /dev/shm: tmpfs mounts in a
+  // mount namespace of its own. Off when data_dir lies under /tmp, where the
+  // mount would hide the system's own directory.
+  bool private_tmp = false;
   // Injected for tests.
   std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
   std::string gpu_device_path = "/dev/nvidia0";
@@ -91,6 +109,15 @@ class LocalProvider final : public Provider {
   // too; start-up may call it to fail early.
   Status Prepare();
 
+  // True when systems started from now on get their own network namespaces.
+  bool NetworkIsolated() const { return network_isolated_; }
+  // Why network_isolation is off although requested; empty otherwise.
+  const std::string& NetworkFallbackReason() const { return network_fallback_reason_; }
+  // Installs the iptables rules of the namespaces (once per process; Create
+  // and Start call it too) and logs uplinks whose forwarding is off. Ok when
+  // isolation is off.
+  Status PrepareNetwork();
+
   std::string_view Kind() const override { return "local"; }
   Status CheckSystemType(const SystemType& type) const override;
   Result<std::string> Create(const LaunchRequest& request) override;
@@ -101,13 +128,29 @@ class LocalProvider final : public Provider {
   Result<Observation> Poll(std::string_view system_id, std::string_view state) override;
   // Returns kStopped when `state` records the system as not running.
   ProductStatus CheckProduct(const LaunchRequest& request, std::string_view state) override;
+  Result<std::string> GetFromProduct(const LaunchRequest& request, std::string_view state,
+                                     std::string_view path) override;
+  // Sums utime, stime, cutime and cstime of the system's live processes, so
+  // time of a process that exited counts once its parent has reaped it.
+  Result<std::optional<double>> CpuSeconds(std::string_view system_id,
+                                           std::string_view state) override;
   Result<std::string> ReadLogs(std::string_view system_id, std::string_view state,
                                int lines) override;
   // One resource per (system, process group) found carrying this
-  // installation's tag: resource_id "pid:<process group id>".
+  // installation's tag, resource_id "pid:<process group id>", and one per
+  // network namespace of this installation, "netns:<name>".
   Result<std::vector<OwnedResource>> ListOwned() override;
 
  private:
+  // The product's URL for `path` under its base path, or the status that
+  // forbids sending it the token (kStopped, kStarting, kUnhealthy).
+  std::variant<std::string, ProductStatus> ProductUrl(const LaunchRequest& request,
+                                                      std::string_view state,
+                                                      std::string_view path);
+  // ProductUrl for a system in its own network namespace.
+  std::variant<std::string, ProductStatus> NamespacedProductUrl(std::string_view system_id,
+                                                                const local::LocalState& state,
+                                                                const std::string& url) const;
   Result<int64_t> UidFor(const LaunchRequest& request) const;
   Status ValidateRequest(const LaunchRequest& request) const;
   Result<std::string> LaunchOrAdopt(const LaunchRequest& request, const local::LocalState& state);
@@ -115,14 +158,27 @@ class LocalProvider final : public Provider {
   // `known_port` comes from the core's state when the record lacks one.
   std::optional<local::LocalState> FindRunning(std::string_view system_id, int64_t uid,
                                                const std::optional<local::SystemRecord>& record,
-                                               int known_port);
+                                               const local::LocalState& known);
   Result<local::LocalState> Launch(const LaunchRequest& request, int64_t uid,
-                                   std::optional<int> preferred_port);
-  Result<int> ReservePort(std::string_view system_id, int64_t uid, std::optional<int> preferred);
+                                   std::optional<int> preferred_port,
+                                   std::optional<int> preferred_subnet);
+  struct Slot {
+    int port = 0;
+    int subnet = -1;  // -1 without network isolation
+  };
+  // Reserves a port and, with isolation, a subnet that no other running or
+  // launching system of this installation holds.
+  Result<Slot> ReserveSlot(std::string_view system_id, int64_t uid, std::optional<int> preferred,
+                           std::optional<int> preferred_subnet);
   Status StopProcesses(std::string_view system_id, const local::LocalState& state,
                        const std::optional<local::SystemRecord>& record);
-  std::vector<local::ProcessStat> FindSystemProcesses(std::string_view system_id, int64_t uid, int64_t pgid,
-                                           const std::vector<std::string>& cgroups) const;
+  // Processes of the system: in its process group or cgroups, tagged with
+  // its id, or inside `network_namespace`.
+  std::vector<local::ProcessStat> FindSystemProcesses(
+      std::string_view system_id, int64_t uid, int64_t pgid, const std::vector<std::string>& cgroups,
+      const std::optional<local::NamespaceId>& network_namespace = std::nullopt) const;
+  // Removes the system's network namespace and veth, if any.
+  void DestroyNetwork(std::string_view system_id);
   bool WaitUntil(std::chrono::milliseconds timeout, const std::function<bool()>& done) const;
   Result<Observation> ObserveExit(std::string_view system_id, const local::LocalState& state);
 
@@ -130,7 +186,9 @@ class LocalProvider final : public Provider {
   Status SaveRecord(std::string_view system_id, const local::SystemRecord& record) const;
   bool UidInRange(int64_t uid) const { return uid > options_.uid_min && uid <= options_.uid_max; }
   std::string CgroupGroupName() const;
-  std::string Address(int port) const;
+  // "<address>:<port>" the product serves on: the namespace address in
+  // `state`, else listen_address.
+  std::string Address(const local::LocalState& state) const;
 
   LocalProviderOptions options_;
   local::Layout layout_;
@@ -139,6 +197,11 @@ class LocalProvider final : public Provider {
   // Serializes port allocation among this process's threads; an flock on
   // <data_dir>/local/ports.lock does so among processes.
   std::mutex port_mutex_;
+  local::SystemNetworks networks_;
+  bool network_isolated_ = false;
+  std::string network_fallback_reason_;
+  std::mutex network_mutex_;
+  bool network_rules_installed_ = false;
 };
 
 }  // namespace puddle

@@ -46,12 +46,12 @@ bool IsPortFree(const std::string& address, int port) { return BindProbe(address
 
 Result<int> AllocatePort(const std::string& address, int port_min, int port_max,
                          const std::set<int>& reserved, std::optional<int> preferred) {
-  if (BindProbe(address, port_min) < 0) {
+  if (!address.empty() && BindProbe(address, port_min) < 0) {
     return InternalError("listen address " + address + " is not an IPv4 or IPv6 address");
   }
   auto usable = [&](int port) {
     return port >= port_min && port <= port_max && !reserved.contains(port) &&
-           IsPortFree(address, port);
+           (address.empty() || IsPortFree(address, port));
   };
   if (preferred && usable(*preferred)) return *preferred;
 
@@ -65,7 +65,7 @@ Result<int> AllocatePort(const std::string& address, int port_min, int port_max,
   }
   return MakeError(ErrorCode::kUnavailable,
                    "no free port left in " + std::to_string(port_min) + "-" +
-                       std::to_string(port_max) + " on " + address +
+                       std::to_string(port_max) + (address.empty() ? "" : " on " + address) +
                        "; stop some systems or widen providers.local.portRange");
 }
 

@@ -23,6 +23,8 @@ boost::json::object StateObject(const LocalState& state) {
   }
   if (state.port != 0) object["port"] = state.port;
   if (state.uid != 0) object["uid"] = state.uid;
+  if (state.subnet >= 0) object["subnet"] = state.subnet;
+  if (!state.address.empty()) object["address"] = state.address;
   return object;
 }
 
@@ -37,6 +39,9 @@ Result<LocalState> StateFromObject(const boost::json::object& object) {
   auto port = json::OptionalInt(object, "port");
   auto uid = json::OptionalInt(object, "uid");
   auto boot_id = json::OptionalString(object, "bootId");
+  auto subnet = json::OptionalInt(object, "subnet");
+  auto address = json::OptionalString(object, "address");
+  if (!subnet || !address) return InternalError("local provider state has a field of the wrong type");
   if (!version || !running || !pid || !start_time || !start_ticks || !supervisor_pid ||
       !supervisor_ticks || !port || !uid || !boot_id) {
     return InternalError("local provider state has a field of the wrong type");
@@ -58,6 +63,8 @@ Result<LocalState> StateFromObject(const boost::json::object& object) {
   state.port = static_cast<int>(port->value_or(0));
   state.uid = uid->value_or(0);
   state.boot_id = boot_id->value_or("");
+  state.subnet = static_cast<int>(subnet->value_or(-1));
+  state.address = address->value_or("");
   if (state.running && (state.pid <= 0 || state.supervisor_pid <= 0 || state.boot_id.empty())) {
     return InternalError("local provider state is marked running but is missing pid, supervisorPid or bootId");
   }

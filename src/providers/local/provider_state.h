@@ -5,8 +5,11 @@
 //   {"version":1, "running":true, "pid":<product pid>,
 //    "processStartTime":"<RFC 3339>", "startTicks":<product start, ticks since boot>,
 //    "supervisorPid":<pid, also the process group id>, "supervisorStartTicks":<ticks>,
-//    "port":<port>, "uid":<uid>, "bootId":"<host boot id at start>"}
-// A stopped system keeps only {"version":1, "running":false, "port", "uid"}.
+//    "port":<port>, "uid":<uid>, "bootId":"<host boot id at start>",
+//    "subnet":<index of its /30 in the address pool>, "address":"<its namespace address>"}
+// "subnet" and "address" are present only for a system in its own network
+// namespace. A stopped system keeps only {"version":1, "running":false,
+// "port", "uid", "subnet"}.
 //
 // The record adds "phase" ("launching", "running" or "stopped"), "cgroups"
 // and "updatedAt". It lets a restarted Puddle adopt a process even when the
@@ -33,6 +36,11 @@ struct LocalState {
   int port = 0;
   int64_t uid = 0;
   std::string boot_id;
+  // Index of the system's /30 in providers.local.network.cidr, -1 for none.
+  int subnet = -1;
+  // The product's listen address inside the system's network namespace;
+  // empty when the system runs in the host's network namespace.
+  std::string address;
 };
 
 enum class RecordPhase { kLaunching, kRunning, kStopped };

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +34,10 @@ struct ChildPlan {
   size_t cgroup_count = 0;
   bool set_process_limit = false;
   rlim_t process_limit = 0;
+  int network_namespace_fd = -1;
+  const char* const* tmpfs_paths = nullptr;
+  size_t tmpfs_count = 0;
+  const char* tmpfs_options = nullptr;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
 };
@@ -104,6 +110,26 @@ void JoinCgroups(const ChildPlan& plan) {
   }
 }
 
+// Joins the system's network namespace and gives it private tmpfs
+// directories. Both need root, so they come before the privilege drop.
+void IsolateChild(const ChildPlan& plan) {
+  if (plan.network_namespace_fd >= 0 && setns(plan.network_namespace_fd, CLONE_NEWNET) != 0) {
+    FailChild("setns-network", errno);
+  }
+  if (plan.tmpfs_count == 0) return;
+  if (unshare(CLONE_NEWNS) != 0) FailChild("unshare-mount-namespace", errno);
+  // Slave propagation: mounts made here never reach the host's namespace.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    FailChild("make-mounts-slave", errno);
+  }
+  for (size_t i = 0; i < plan.tmpfs_count; ++i) {
+    if (mount("tmpfs", plan.tmpfs_paths[i], "tmpfs", MS_NOSUID | MS_NODEV, plan.tmpfs_options) !=
+        0) {
+      FailChild("mount-tmpfs", errno);
+    }
+  }
+}
+
 // Moves the channel to 3 and the executable to 4 (close-on-exec), /dev/null
 // to 0-2, and closes everything else. Copies go above 9 first so that no
 // dup2 overwrites a source that is still needed.
@@ -156,6 +182,7 @@ void DropPrivileges(const ChildPlan& plan) {
     struct rlimit limit = {plan.process_limit, plan.process_limit};
     if (setrlimit(RLIMIT_NPROC, &limit) != 0) FailChild("setrlimit-nproc", errno);
   }
+  IsolateChild(plan);
   ArrangeDescriptors(plan);
   DropPrivileges(plan);
   execveat(4, "", plan.argv, plan.envp, AT_EMPTY_PATH);
@@ -265,6 +292,17 @@ Result<SpawnedSupervisor> SpawnSupervisor(const SpawnRequest& request) {
   UniqueFd parent_end(pair[0]);
   UniqueFd child_end(pair[1]);
 
+  UniqueFd network_namespace;
+  if (!request.network_namespace_path.empty()) {
+    network_namespace.Reset(open(request.network_namespace_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!network_namespace.Valid()) {
+      return InternalError("open network namespace " + request.network_namespace_path + ": " +
+                           std::strerror(errno));
+    }
+  }
+  std::vector<const char*> tmpfs_paths;
+  for (const auto& path : request.private_tmpfs_paths) tmpfs_paths.push_back(path.c_str());
+
   std::vector<char*> argv = PointerArray(request.argv);
   std::vector<char*> envp = PointerArray(request.environment);
   std::vector<const char*> cgroup_files;
@@ -279,6 +317,10 @@ Result<SpawnedSupervisor> SpawnSupervisor(const SpawnRequest& request) {
   plan.cgroup_count = cgroup_files.size();
   plan.set_process_limit = request.process_limit.has_value();
   plan.process_limit = request.process_limit.value_or(0);
+  plan.network_namespace_fd = network_namespace.Get();
+  plan.tmpfs_paths = tmpfs_paths.data();
+  plan.tmpfs_count = tmpfs_paths.size();
+  plan.tmpfs_options = request.tmpfs_options.c_str();
   plan.argv = argv.data();
   plan.envp = envp.data();
 

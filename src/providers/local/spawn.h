@@ -8,6 +8,8 @@
 //   - resets signal dispositions and the signal mask,
 //   - calls setsid(), so the supervisor leads a new session and process group,
 //   - joins the system's cgroups and sets rlimits (both need root),
+//   - joins the system's network namespace (setns), and in a private mount
+//     namespace mounts a fresh tmpfs on each private tmpfs path,
 //   - puts /dev/null on 0, 1 and 2 and the channel socket on 3, and closes
 //     every other descriptor with close_range,
 //   - drops privileges with setgroups(0), setresgid and setresuid, checks
@@ -40,6 +42,14 @@ struct SpawnRequest {
   gid_t gid = 0;
   // cgroup.procs files of the cgroups the supervisor joins before exec.
   std::vector<std::string> cgroup_procs_files;
+  // The network namespace file (/run/netns/<name>) the supervisor joins;
+  // empty to stay in Puddle's.
+  std::string network_namespace_path;
+  // Directories (/tmp, /dev/shm) that get a fresh tmpfs, mounted with
+  // `tmpfs_options`, in a mount namespace of the supervisor's own; the host
+  // never sees these mounts. Empty: the host's directories are shared.
+  std::vector<std::string> private_tmpfs_paths;
+  std::string tmpfs_options = "mode=1777";
   // RLIMIT_NPROC for the uid, when no pids cgroup limits the system.
   std::optional<rlim_t> process_limit;
   // Sent to the supervisor on descriptor 3; contains the product token.

@@ -5,6 +5,8 @@
 #include "common/crypto.h"
 #include "common/ids.h"
 #include "common/log.h"
+#include "config/system_origins.h"
+#include "services/costs/quota.h"
 #include "services/systems/lifecycle.h"
 
 namespace puddle {
@@ -90,6 +92,10 @@ Result<SystemView> SystemService::Create(const Actor& actor, const CreateSystemR
     }
     Provider* provider = providers_.at(image->provider);
     PUDDLE_RETURN_IF_ERROR(provider->CheckSystemType(*type));
+    // Locks the owner's row, so the owner's concurrent creates and starts
+    // see each other's systems.
+    PUDDLE_RETURN_IF_ERROR(
+        CheckLaunchAllowed(tx, actor.user_id, LaunchKind::kCreate, config_.currency));
 
     System system;
     system.id = NewId(12);
@@ -172,6 +178,10 @@ Result<SystemView> SystemService::Request(const Actor& actor, const std::string&
       allowed = CheckTransition(action, system.status, Requester::kAdmin);
     }
     PUDDLE_RETURN_IF_ERROR(allowed);
+    if (action == OperationAction::kStart) {
+      PUDDLE_RETURN_IF_ERROR(
+          CheckLaunchAllowed(tx, system.owner_id, LaunchKind::kStart, config_.currency));
+    }
 
     if (action == OperationAction::kKeepAlive) {
       int64_t limit = config_.max_keep_alive_minutes;
@@ -188,11 +198,14 @@ Result<SystemView> SystemService::Request(const Actor& actor, const std::string&
       operation.state = OperationState::kSucceeded;
       operation.created_at = operation.updated_at = tx.Now();
       PUDDLE_RETURN_IF_ERROR(tx.InsertOperation(operation));
-      system.last_activity_at = tx.Now();
-      PUDDLE_RETURN_IF_ERROR(tx.UpdateSystem(system));
-      PUDDLE_RETURN_IF_ERROR(tx.InsertEvent(system.id, operation.id, EventLevel::kInfo,
-                                            "Kept alive for " + std::to_string(minutes) +
-                                                " minutes by " + actor.username));
+      // A keep-alive is not activity: it holds off idle and max-uptime stops
+      // until now + minutes and leaves the idle clock alone.
+      TimePoint until = tx.Now() + std::chrono::minutes(minutes);
+      PUDDLE_RETURN_IF_ERROR(tx.SetKeepAlive(system.id, tx.Now(), until));
+      PUDDLE_RETURN_IF_ERROR(tx.InsertEvent(
+          system.id, operation.id, EventLevel::kInfo,
+          "Kept alive for " + std::to_string(minutes) + " minutes by " + actor.username +
+              ": no idle or max-uptime stop before " + FormatTime(until)));
       return View(tx, actor, std::move(system));
     }
 
@@ -222,6 +235,24 @@ Status SystemService::RequestAutomatic(const std::string& id, OperationAction ac
     System system = std::move(*found);
     PUDDLE_RETURN_IF_ERROR(CheckTransition(action, system.status, Requester::kAutomatic));
     return Enqueue(tx, system, action, reason, std::nullopt, message, job_id);
+  });
+  if (requested && !job_id.empty()) dispatcher_.Publish(job_id);
+  return requested;
+}
+
+Result<bool> SystemService::RequestAutomaticIf(const std::string& id, OperationAction action,
+                                               const AutomaticRecheck& recheck) {
+  std::string job_id;
+  auto requested = store_.WriteValue<bool>([&](Tx& tx) -> Result<bool> {
+    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetSystemForUpdate(id));
+    if (!found) return MakeError(ErrorCode::kNotFound, "system " + id + " not found");
+    System system = std::move(*found);
+    PUDDLE_ASSIGN_OR_RETURN(auto request, recheck(tx, system));
+    if (!request) return false;
+    PUDDLE_RETURN_IF_ERROR(CheckTransition(action, system.status, Requester::kAutomatic));
+    PUDDLE_RETURN_IF_ERROR(
+        Enqueue(tx, system, action, request->reason, std::nullopt, request->message, job_id));
+    return true;
   });
   if (requested && !job_id.empty()) dispatcher_.Publish(job_id);
   return requested;
@@ -421,14 +452,16 @@ Result<SystemView> SystemService::View(Tx& tx, const Actor& actor, System system
   PUDDLE_ASSIGN_OR_RETURN(auto sessions, tx.ListCostSessions(system.id));
   for (const auto& session : sessions) view.cost += SessionCost(session, tx.Now());
 
-  // Until the access proxy exists, the owner reaches the product directly.
+  // Browsers reach a ready product through the access proxy, on the system's own origin.
   bool ready = system.status == SystemStatus::kRunning &&
                system.product_status == ProductStatus::kReady && !system.address.empty();
-  if (ready && actor.user_id == system.owner_id) {
-    auto token = ProductToken(system);
-    if (token) {
-      view.direct_url = "http://" + system.address + "/systems/" + system.id + "/?token=" + *token;
-    }
+  SystemOrigins origins(config_);
+  if (ready && origins.Work()) {
+    PUDDLE_ASSIGN_OR_RETURN(auto image, tx.GetImage(system.image_id));
+    view.url = origins.UrlOf(system.id, image ? image->launch.base_path_mode : "prefix");
+  }
+  if (activity_) {
+    PUDDLE_ASSIGN_OR_RETURN(view.activity, activity_->Describe(tx, system));
   }
   view.system = std::move(system);
   return view;

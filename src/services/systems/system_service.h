@@ -5,6 +5,7 @@
 // Workers (workers/jobs/) carry the job out. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "model/system.h"
 #include "providers/provider.h"
 #include "queue/dispatcher.h"
+#include "services/activity/activity_tracker.h"
 #include "services/actor.h"
 #include "storage/store.h"
 
@@ -32,7 +34,14 @@ struct CreateSystemRequest {
 struct SystemView {
   System system;
   double cost = 0;
-  std::optional<std::string> direct_url;  // owner only, while the product is ready
+  // The product's address at its provider: null for local systems, which
+  // are reached only through the access proxy.
+  std::optional<std::string> direct_url;
+  // https://<id>.<systemsDomain>[:port]<basePath> while running and ready,
+  // when system origins work.
+  std::optional<std::string> url;
+  // Set when the service has an ActivityTracker (SetActivityTracker).
+  std::optional<SystemActivity> activity;
 };
 
 // Providers by kind, owned by the app.
@@ -56,6 +65,23 @@ class SystemService {
   // Requests made by Puddle itself (reconcile, idle); `requested_by` is null.
   Status RequestAutomatic(const std::string& id, OperationAction action, OperationReason reason,
                           const std::string& message);
+
+  // RequestAutomatic that first runs `recheck` in the same transaction, with
+  // the system's row locked, so a keep-alive or a status change committed
+  // meanwhile is seen. `recheck` returns the operation's reason and the
+  // event's message, or nullopt to request nothing. Returns whether the
+  // request was made.
+  struct AutomaticRequest {
+    OperationReason reason;
+    std::string message;
+  };
+  using AutomaticRecheck =
+      std::function<Result<std::optional<AutomaticRequest>>(Tx& tx, const System& system)>;
+  Result<bool> RequestAutomaticIf(const std::string& id, OperationAction action,
+                                  const AutomaticRecheck& recheck);
+
+  // Makes views carry the system's activity. Call before serving requests.
+  void SetActivityTracker(const ActivityTracker* tracker) { activity_ = tracker; }
 
   // Records that a running system's machine is gone: a process that exited
   // makes it failed (reason process-exit), a host restart stopped (reason
@@ -92,6 +118,7 @@ class SystemService {
   const ProviderMap& providers_;
   const Config& config_;
   std::string token_secret_;
+  const ActivityTracker* activity_ = nullptr;
 };
 
 // The job kind that carries out `action` ("system.start").

@@ -1,5 +1,6 @@
 #include "services/users/user_service.h"
 
+#include <cmath>
 #include <regex>
 
 #include "auth/auth_service.h"
@@ -72,11 +73,40 @@ Result<Page<User>> UserService::List(const Actor& actor, const PageRequest& page
   return store_.ReadValue<Page<User>>([&](Tx& tx) { return tx.ListUsers(page); });
 }
 
+namespace {
+
+Status ValidateLimit(const std::optional<std::optional<int64_t>>& limit, const char* field) {
+  if (limit && *limit && **limit < 0) {
+    return MakeError(ErrorCode::kValidationFailed,
+                     std::string(field) + " must be a non-negative integer or null (no limit)",
+                     field);
+  }
+  return Ok();
+}
+
+Status ValidateQuota(const QuotaPatch& quota) {
+  PUDDLE_RETURN_IF_ERROR(ValidateLimit(quota.systems, "quota.systems"));
+  PUDDLE_RETURN_IF_ERROR(ValidateLimit(quota.running_systems, "quota.runningSystems"));
+  if (quota.monthly_budget && *quota.monthly_budget) {
+    double budget = **quota.monthly_budget;
+    if (!std::isfinite(budget) || budget < 0 || budget > 1e12) {
+      return MakeError(ErrorCode::kValidationFailed,
+                       "quota.monthlyBudget must be a number from 0 to 1e12 or null (no limit)",
+                       "quota.monthlyBudget");
+    }
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Result<User> UserService::Update(const Actor& actor, const std::string& id,
                                  const UserPatch& patch) {
   PUDDLE_RETURN_IF_ERROR(RequireAdmin(actor));
+  PUDDLE_RETURN_IF_ERROR(ValidateQuota(patch.quota));
   return store_.WriteValue<User>([&](Tx& tx) -> Result<User> {
-    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetUser(id));
+    // Locked, so a change of quota waits for quota checks under way.
+    PUDDLE_ASSIGN_OR_RETURN(auto found, tx.GetUserForUpdate(id));
     if (!found) return UserNotFound(id);
     User user = std::move(*found);
 
@@ -84,6 +114,9 @@ Result<User> UserService::Update(const Actor& actor, const std::string& id,
     bool disabling = patch.disabled.value_or(user.disabled) && !user.disabled;
     if (patch.role) user.role = *patch.role;
     if (patch.disabled) user.disabled = *patch.disabled;
+    if (patch.quota.systems) user.quota.systems = *patch.quota.systems;
+    if (patch.quota.running_systems) user.quota.running_systems = *patch.quota.running_systems;
+    if (patch.quota.monthly_budget) user.quota.monthly_budget = *patch.quota.monthly_budget;
     bool is_active_admin = user.role == Role::kAdmin && !user.disabled;
     if (was_active_admin && !is_active_admin) {
       PUDDLE_ASSIGN_OR_RETURN(int64_t admins, tx.CountEnabledAdmins());

@@ -12,9 +12,18 @@
 
 namespace puddle {
 
+// Changes to a user's limits. An outer nullopt leaves a limit as it is; an
+// inner nullopt removes it (no limit).
+struct QuotaPatch {
+  std::optional<std::optional<int64_t>> systems;
+  std::optional<std::optional<int64_t>> running_systems;
+  std::optional<std::optional<double>> monthly_budget;
+};
+
 struct UserPatch {
   std::optional<Role> role;
   std::optional<bool> disabled;
+  QuotaPatch quota;
 };
 
 struct NewApiKey {
@@ -31,7 +40,8 @@ class UserService {
   Result<User> Get(const Actor& actor, const std::string& id);
   Result<Page<User>> List(const Actor& actor, const PageRequest& page);
   // Changing role or disabling keeps at least one enabled admin. Disabling
-  // ends the user's sessions, tokens and keys.
+  // ends the user's sessions, tokens and keys. Quota limits must be
+  // non-negative (validation_failed on "quota.runningSystems" and so on).
   Result<User> Update(const Actor& actor, const std::string& id, const UserPatch& patch);
   // Sets a new password and ends the user's sessions, tokens and keys.
   Status SetPassword(const Actor& actor, const std::string& id, const std::string& password);

@@ -181,6 +181,54 @@ CREATE TABLE leases (
   expires_at INTEGER NOT NULL
 );
 )sql"},
+      // Access to systems: one-time codes (kind 'code') and system cookies
+      // (kind 'cookie'), by the SHA-256 of their value. Each is bound to the
+      // user, the system and the browser session (its hash) it came from.
+      {3, "system access", R"sql(
+CREATE TABLE system_access (
+  hash TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('code', 'cookie')),
+  system_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_hash TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX system_access_expires ON system_access(expires_at);
+)sql"},
+      // What the idle loop knows about each system's activity: the latest
+      // time each signal (proxy, product, CPU) saw work, the latest keep-alive
+      // and the latest stop warning. Times in Unix milliseconds; booleans 0/1.
+      {4, "system activity", R"sql(
+CREATE TABLE system_activity (
+  system_id TEXT PRIMARY KEY,
+  proxy_active_at INTEGER,
+  product_busy INTEGER,
+  product_busy_since INTEGER,
+  product_active_at INTEGER,
+  product_checked_at INTEGER,
+  cpu_busy INTEGER,
+  cpu_percent REAL,
+  cpu_busy_since INTEGER,
+  cpu_active_at INTEGER,
+  cpu_checked_at INTEGER,
+  keep_alive_at INTEGER,
+  keep_alive_until INTEGER,
+  warned_at INTEGER,
+  warned_stop_at INTEGER,
+  warned_reason TEXT NOT NULL DEFAULT ''
+);
+)sql"},
+      // The monthly budget warning each user was sent, so it goes out once
+      // per user per UTC month ("2026-03"); sent_at in Unix milliseconds.
+      {5, "budget warnings", R"sql(
+CREATE TABLE budget_warnings (
+  user_id TEXT NOT NULL REFERENCES users(id),
+  month TEXT NOT NULL,
+  sent_at INTEGER NOT NULL,
+  PRIMARY KEY (user_id, month)
+);
+)sql"},
   };
   return migrations;
 }

@@ -35,7 +35,7 @@ std::string ToLower(std::string text) {
 size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   auto* sink = static_cast<std::pair<CurlResult*, const CurlRequest*>*>(user);
   std::string_view chunk(data, size * count);
-  sink->first->body.append(chunk);
+  if (sink->second->keep_body) sink->first->body.append(chunk);
   if (sink->second->on_data && !sink->second->on_data(chunk)) return 0;  // abort
   return size * count;
 }

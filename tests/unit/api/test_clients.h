@@ -36,6 +36,8 @@ struct CurlRequest {
   bool chunked_upload = false;
   // Receives body bytes as they arrive; returning false aborts the transfer.
   std::function<bool(std::string_view)> on_data;
+  // Whether CurlResult::body keeps the body; false leaves it to on_data.
+  bool keep_body = true;
   // "host:port:address" entries for CURLOPT_RESOLVE.
   std::vector<std::string> resolve;
   // CURLOPT_REQUEST_TARGET, to send a target curl would otherwise fix.

@@ -169,6 +169,32 @@ TEST_F(TlsCertificateTest, SecondCallChangesNothing) {
   EXPECT_EQ(ReadFile(key_), key);
 }
 
+TEST_F(TlsCertificateTest, ReplacesCertificateLackingANewName) {
+  ASSERT_TRUE(Ensure());
+  std::string old_cert = ReadFile(cert_);
+
+  // backend.baseUrl was set after the first start.
+  ASSERT_TRUE(EnsureSelfSignedCertificate(
+      cert_, key_, {"localhost", "*.systems.localhost", "puddle.example.com"},
+      {"127.0.0.1", "::1"}));
+
+  EXPECT_NE(ReadFile(cert_), old_cert);
+  CertificatePtr certificate = ReadCertificate(cert_);
+  ASSERT_NE(certificate, nullptr);
+  EXPECT_EQ(X509_check_host(certificate.get(), "puddle.example.com", 0, 0, nullptr), 1);
+  EVP_PKEY* key = ReadKey(key_);
+  ASSERT_NE(key, nullptr);
+  EXPECT_EQ(X509_check_private_key(certificate.get(), key), 1);
+  EVP_PKEY_free(key);
+
+  // The same names again change nothing.
+  std::string new_cert = ReadFile(cert_);
+  ASSERT_TRUE(EnsureSelfSignedCertificate(
+      cert_, key_, {"localhost", "*.systems.localhost", "puddle.example.com"},
+      {"127.0.0.1", "::1"}));
+  EXPECT_EQ(ReadFile(cert_), new_cert);
+}
+
 TEST_F(TlsCertificateTest, ReplacesPairWhenKeyIsMissing) {
   ASSERT_TRUE(Ensure());
   std::string old_cert = ReadFile(cert_);

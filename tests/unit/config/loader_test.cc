@@ -72,6 +72,38 @@ class ConfigLoaderTest : public ::testing::Test {
   std::string path_;
 };
 
+TEST_F(ConfigLoaderTest, LocalNetworkKeysRead) {
+  auto loaded = Load(
+      "providers:\n  local:\n    privateTmp: false\n    network:\n      isolation: false\n"
+      "      cidr: 10.99.0.0/20\n      allow: [192.0.2.0/24, 198.51.100.7, pypi.example.org:443]\n");
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+  EXPECT_FALSE(loaded->local.network_isolation);
+  EXPECT_FALSE(loaded->local.private_tmp);
+  EXPECT_EQ(loaded->local.network_cidr, "10.99.0.0/20");
+  EXPECT_EQ(loaded->local.network_allow,
+            (std::vector<std::string>{"192.0.2.0/24", "198.51.100.7", "pypi.example.org:443"}));
+
+  auto defaults = LoadConfig(Options());
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_TRUE(defaults->local.network_isolation);
+  EXPECT_TRUE(defaults->local.private_tmp);
+  EXPECT_EQ(defaults->local.network_cidr, "10.213.0.0/16");
+  EXPECT_TRUE(defaults->local.network_allow.empty());
+}
+
+TEST_F(ConfigLoaderTest, LocalNetworkInvalidValuesRejected) {
+  for (const char* cidr : {"10.0.0.0/31", "10.0.0.0", "2001:db8::/64", "10.0.0.0/x"}) {
+    std::string message =
+        LoadError(std::string("providers:\n  local:\n    network:\n      cidr: ") + cidr + "\n");
+    EXPECT_NE(message.find("providers.local.network.cidr"), std::string::npos) << message;
+  }
+  for (const char* entry : {"\"[::1]:80\"", "example.org", "2001:db8::/32", "host:port"}) {
+    std::string message = LoadError(
+        std::string("providers:\n  local:\n    network:\n      allow: [") + entry + "]\n");
+    EXPECT_NE(message.find("providers.local.network.allow"), std::string::npos) << message;
+  }
+}
+
 TEST_F(ConfigLoaderTest, NoFileMeansDefaults) {
   auto loaded = LoadConfig(Options());
   ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
@@ -672,6 +704,14 @@ TEST_F(ConfigLoaderTest, SystemsDomainMustNotContainPuddleHost) {
                 "proxy.systemsDomain: \"example.com\" is Puddle's host puddle.example.com or "
                 "a parent of it, so system pages would share Puddle's cookies; use a domain "
                 "outside Puddle's host, such as systems-puddle.example.com");
+}
+
+TEST_F(ConfigLoaderTest, SystemsDomainMustNotBeLocalhostWithoutBaseUrl) {
+  EXPECT_EQ(LoadError("proxy:\n  systemsDomain: localhost\n"),
+            At(2) +
+                "proxy.systemsDomain: \"localhost\" is Puddle's host localhost or a parent of "
+                "it, so system pages would share Puddle's cookies; use a domain outside "
+                "Puddle's host, such as systems-puddle.example.com");
 }
 
 TEST_F(ConfigLoaderTest, LoopbackSystemsDomainWarnsWhenReachedFromOtherHosts) {

@@ -67,16 +67,17 @@ TEST_F(SystemJobsTest, CreateRunsSystemAndOpensSession) {
   EXPECT_EQ(fake_->CallCount(FakeCall::kCreate), 1);
   EXPECT_EQ(fake_->MachinesCreated(), 1);
 
-  // The owner reaches the ready product directly until the access proxy exists.
+  // Browsers reach the ready product through the access proxy on its own
+  // origin; a local system has no direct address.
   auto view = systems_->Get(alice_, system.id);
   ASSERT_TRUE(view) << view.error().message;
-  ASSERT_TRUE(view->direct_url.has_value());
-  EXPECT_EQ(view->direct_url->rfind("http://127.0.0.1:39000/systems/" + system.id + "/?token=", 0),
-            0u)
-      << *view->direct_url;
+  EXPECT_FALSE(view->direct_url.has_value());
+  ASSERT_TRUE(view->url.has_value());
+  EXPECT_EQ(*view->url, "https://" + system.id + ".systems.localhost:8443/systems/" + system.id + "/");
   auto admin_view = systems_->Get(admin_, system.id);
   ASSERT_TRUE(admin_view) << admin_view.error().message;
   EXPECT_FALSE(admin_view->direct_url.has_value());
+  EXPECT_EQ(admin_view->url, view->url);
 }
 
 TEST_F(SystemJobsTest, StopThenStartOpensSecondSession) {

@@ -370,9 +370,11 @@ TEST_F(SystemServiceTest, KeepAliveOnlyFromRunning) {
   auto kept = systems_->Request(alice_, system.id, OperationAction::kKeepAlive, 30);
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_EQ(kept->system.status, SystemStatus::kRunning);
-  System after = GetSystem(system.id);
-  ASSERT_TRUE(after.last_activity_at.has_value());
-  EXPECT_EQ(*after.last_activity_at, clock_.Now());
+  // The keep-alive is stored for the idle loop; it is not activity.
+  auto record = store_->ReadValue<ActivityRecord>([&](Tx& tx) { return tx.GetActivity(system.id); });
+  ASSERT_TRUE(record) << record.error().message;
+  EXPECT_EQ(record->keep_alive_at, clock_.Now());
+  EXPECT_EQ(record->keep_alive_until, clock_.Now() + std::chrono::minutes(30));
   auto listed = ListOperations(system.id);
   ASSERT_EQ(listed.size(), operations + 1);
   EXPECT_EQ(listed[0].action, OperationAction::kKeepAlive);
