@@ -6,29 +6,6 @@ namespace puddle {
 
 using namespace store_internal;
 
-namespace {
-
-constexpr const char* kUserColumns =
-    "id, username, role, disabled, password_hash, quota_systems, quota_running_systems, "
-    "quota_monthly_budget, credential_generation, created_at";
-
-User ReadUser(const sql::Row& row) {
-  User user;
-  user.id = row.Text(0);
-  user.username = row.Text(1);
-  user.role = row.Text(2) == "admin" ? Role::kAdmin : Role::kUser;
-  user.disabled = row.Bool(3);
-  user.password_hash = row.Text(4);
-  user.quota.systems = row.OptionalInt(5);
-  user.quota.running_systems = row.OptionalInt(6);
-  user.quota.monthly_budget = row.OptionalReal(7);
-  user.credential_generation = row.Int(8);
-  user.created_at = Time(row, 9);
-  return user;
-}
-
-}  // namespace
-
 Result<std::optional<User>> Tx::GetUserForUpdate(const std::string& id) {
   if (Dialect() != "postgres") return GetUser(id);
   PUDDLE_ASSIGN_OR_RETURN(

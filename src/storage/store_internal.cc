@@ -22,4 +22,19 @@ bool DecodeCursor(const std::string& cursor, std::string& sort_value, std::strin
 
 int PageLimit(int limit) { return std::clamp(limit, 1, 500); }
 
+User ReadUser(const sql::Row& row) {
+  User user;
+  user.id = row.Text(0);
+  user.username = row.Text(1);
+  user.role = row.Text(2) == "admin" ? Role::kAdmin : Role::kUser;
+  user.disabled = row.Bool(3);
+  user.password_hash = row.Text(4);
+  user.quota.systems = row.OptionalInt(5);
+  user.quota.running_systems = row.OptionalInt(6);
+  user.quota.monthly_budget = row.OptionalReal(7);
+  user.credential_generation = row.Int(8);
+  user.created_at = Time(row, 9);
+  return user;
+}
+
 }  // namespace puddle::store_internal

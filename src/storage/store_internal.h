@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/time.h"
+#include "model/user.h"
 #include "storage/database.h"
 
 namespace puddle::store_internal {
@@ -26,5 +27,11 @@ bool DecodeCursor(const std::string& cursor, std::string& sort_value, std::strin
 
 // Clamps a requested page size to 1..500.
 int PageLimit(int limit);
+
+// The columns ReadUser expects, in its order.
+inline constexpr const char* kUserColumns =
+    "id, username, role, disabled, password_hash, quota_systems, quota_running_systems, "
+    "quota_monthly_budget, credential_generation, created_at";
+User ReadUser(const sql::Row& row);
 
 }  // namespace puddle::store_internal

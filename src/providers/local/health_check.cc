@@ -16,44 +16,6 @@
 namespace puddle::local {
 namespace {
 
-size_t DiscardBody(char*, size_t size, size_t count, void*) { return size * count; }
-
-}  // namespace
-
-ProductStatus CheckHttpHealth(const std::string& url, const std::string& token,
-                              std::chrono::milliseconds timeout) {
-  static std::once_flag curl_initialized;
-  std::call_once(curl_initialized, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return ProductStatus::kUnhealthy;
-  std::string authorization = "Authorization: token " + token;
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(
-      curl_slist_append(nullptr, authorization.c_str()), curl_slist_free_all);
-
-  CURL* handle = curl.get();
-  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
-  // The product listens on a loopback address; a proxy from the environment
-  // (http_proxy) must never see the request or the token.
-  curl_easy_setopt(handle, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http");
-  curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, DiscardBody);
-
-  CURLcode result = curl_easy_perform(handle);
-  if (result == CURLE_COULDNT_CONNECT) return ProductStatus::kStarting;
-  if (result != CURLE_OK) return ProductStatus::kUnhealthy;
-  long status = 0;
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
-  return status == 200 ? ProductStatus::kReady : ProductStatus::kUnhealthy;
-}
-
-namespace {
-
 struct BodyBuffer {
   std::string text;
   size_t max_bytes = 0;
@@ -71,25 +33,30 @@ size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   return length;
 }
 
-}  // namespace
+struct ProductAnswer {
+  CURLcode result = CURLE_FAILED_INIT;
+  long status = 0;
+};
 
-Result<std::string> GetWithToken(const std::string& url, const std::string& token,
-                                 std::chrono::milliseconds timeout, size_t max_bytes) {
+// GET `url` with the product's token, keeping at most body->max_bytes of the
+// answer. The product listens on an address only Puddle should reach; a proxy
+// from the environment (http_proxy) must never see the request or the token,
+// and a redirect must not carry the token elsewhere.
+ProductAnswer GetProduct(const std::string& url, const std::string& token,
+                         std::chrono::milliseconds timeout, BodyBuffer* body) {
   static std::once_flag curl_initialized;
   std::call_once(curl_initialized, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
+  ProductAnswer answer;
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  if (!curl) return MakeError(ErrorCode::kUnavailable, "GET " + url + " failed: no curl handle");
+  if (!curl) return answer;
   std::string authorization = "Authorization: token " + token;
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(
       curl_slist_append(nullptr, authorization.c_str()), curl_slist_free_all);
 
-  BodyBuffer body;
-  body.max_bytes = max_bytes;
   CURL* handle = curl.get();
   curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, headers.get());
-  // As in CheckHttpHealth: no proxy from the environment, no redirects.
   curl_easy_setopt(handle, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http");
   curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
@@ -97,22 +64,41 @@ Result<std::string> GetWithToken(const std::string& url, const std::string& toke
   curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, AppendBody);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(handle, CURLOPT_WRITEDATA, body);
 
-  CURLcode result = curl_easy_perform(handle);
+  answer.result = curl_easy_perform(handle);
+  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &answer.status);
+  return answer;
+}
+
+}  // namespace
+
+ProductStatus CheckHttpHealth(const std::string& url, const std::string& token,
+                              std::chrono::milliseconds timeout) {
+  BodyBuffer body;
+  body.max_bytes = 64 << 10;  // a health answer is small; a larger one is kept short
+  ProductAnswer answer = GetProduct(url, token, timeout, &body);
+  if (answer.result == CURLE_COULDNT_CONNECT) return ProductStatus::kStarting;
+  if (answer.result != CURLE_OK && !body.too_large) return ProductStatus::kUnhealthy;
+  return answer.status == 200 ? ProductStatus::kReady : ProductStatus::kUnhealthy;
+}
+
+Result<std::string> GetWithToken(const std::string& url, const std::string& token,
+                                 std::chrono::milliseconds timeout, size_t max_bytes) {
+  BodyBuffer body;
+  body.max_bytes = max_bytes;
+  ProductAnswer answer = GetProduct(url, token, timeout, &body);
   if (body.too_large) {
     return MakeError(ErrorCode::kUnavailable, "GET " + url + " failed: the answer exceeds " +
                                                   std::to_string(max_bytes) + " bytes");
   }
-  if (result != CURLE_OK) {
+  if (answer.result != CURLE_OK) {
     return MakeError(ErrorCode::kUnavailable,
-                     "GET " + url + " failed: " + curl_easy_strerror(result));
+                     "GET " + url + " failed: " + curl_easy_strerror(answer.result));
   }
-  long status = 0;
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200) {
+  if (answer.status != 200) {
     return MakeError(ErrorCode::kUnavailable,
-                     "GET " + url + " answered HTTP " + std::to_string(status));
+                     "GET " + url + " answered HTTP " + std::to_string(answer.status));
   }
   return std::move(body.text);
 }
