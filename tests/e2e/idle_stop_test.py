@@ -120,7 +120,7 @@ class WebSocket:
 
         The reader thread must end before the socket closes: a thread still
         blocked in recv() keeps using the descriptor number, and reads (or
-        answers pings) on whatever connection the process opens next under
+        replies to pings) on whatever connection the process opens next under
         that number, which breaks that connection's TLS.
         """
         try:
@@ -330,7 +330,7 @@ class IdleStopTest(e2e_support.PuddleTestCase):
         self.assertEqual([operation["reason"] for operation in self.operations(token, ids["kept"])
                           if operation["action"] == "stop"], ["idle"])
 
-        # Deleting ends the busy kernel and the open WebSocket with it.
+        # Deleting ends the busy kernel.
         for name in names:
             reply = self.api("DELETE", f"/api/v1/systems/{ids[name]}", token=token)
             self.assertEqual(reply.status, 202, f"delete {name}: {reply!r}")

@@ -1209,12 +1209,12 @@ std::string ProductTextFrame(std::string_view payload) {
   return frame;
 }
 
-// A Jupyter kernel answering execute_request streams messages while the
+// A Jupyter kernel replying to execute_request streams messages while the
 // client may leave at any moment. Every such close, with or without a close
 // frame, with the relay's writes to the client under way, must end both
 // connections and leave the server's other connections, current and new,
 // untouched: no bytes of a closed connection may reach another one.
-TEST_F(HttpProxyTest, ClientClosingMidStreamLeavesOtherConnectionsIntact) {
+TEST_F(HttpProxyTest, ClientCloseMidStreamSparesOthers) {
   constexpr int kClosingClients = 3;
   constexpr int kClosesPerClient = 30;
   constexpr int kMaxFrames = 20000;  // about 20 MB, far more than a client reads
@@ -1240,7 +1240,7 @@ TEST_F(HttpProxyTest, ClientClosingMidStreamLeavesOtherConnectionsIntact) {
   decide_ = [&](const http::Request& request) {
     if (request.path.starts_with("/ws/")) return ForwardTo(websocket_product.address())(request);
     if (request.path.starts_with("/product/")) return ForwardTo(http_product.address())(request);
-    return http::HeadDecision{};  // the handler answers
+    return http::HeadDecision{};  // the handler responds
   };
   HttpServerOptions options = Options();
   options.io_threads = 2;
@@ -1302,7 +1302,7 @@ TEST_F(HttpProxyTest, ClientClosingMidStreamLeavesOtherConnectionsIntact) {
   EXPECT_TRUE(wrong_answers.empty()) << wrong_answers.size() << " wrong answers, first: "
                                      << wrong_answers.front();
 
-  // New connections after the closes: the TLS handshake and the answer.
+  // New connections after the closes: the TLS handshake and the response.
   for (int i = 0; i < 10; ++i) {
     TlsClient client(port_, CertFile());
     ASSERT_TRUE(client.connected()) << "TLS handshake " << i << " after the closes failed";
