@@ -121,4 +121,28 @@ std::string SystemOrigins::UrlOf(const std::string& system_id,
   return OriginOf(system_id) + BasePath(system_id, base_path_mode);
 }
 
+bool IsLocalPath(std::string_view path) {
+  if (path.empty() || path[0] != '/' || path.rfind("//", 0) == 0) return false;
+  for (char c : path) {
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string SystemOrigins::SignInNext(std::string_view next) const {
+  if (IsLocalPath(next)) return std::string(next);
+  constexpr std::string_view kScheme = "https://";
+  if (next.substr(0, kScheme.size()) != kScheme) return "/";
+  size_t path_start = next.find('/', kScheme.size());
+  std::string_view authority = next.substr(
+      kScheme.size(), path_start == std::string_view::npos ? std::string_view::npos
+                                                           : path_start - kScheme.size());
+  HostMatch match = Classify(authority);
+  if (match.kind != HostKind::kSystem) return "/";
+  std::string origin = OriginOf(match.system_id);
+  if (next.substr(0, path_start) != origin) return "/";  // another port or spelling
+  if (path_start == std::string_view::npos) return origin + "/";
+  return IsLocalPath(next.substr(path_start)) ? std::string(next) : "/";
+}
+
 }  // namespace puddle

@@ -50,6 +50,11 @@ class SystemOrigins {
   // https://localhost:<port> for a loopback or wildcard `listen`, else
   // https://<listen>.
   const std::string& PuddleOrigin() const { return puddle_origin_; }
+
+  // Where /login sends a browser after signing in: `next` when it is a path
+  // on Puddle's origin or an address on a system's own origin (exactly as
+  // OriginOf spells it), else "/".
+  std::string SignInNext(std::string_view next) const;
   const std::string& systems_domain() const { return systems_domain_; }
 
  private:
@@ -67,6 +72,10 @@ class SystemOrigins {
 // Splits "host:port" / "[v6]:port" / "host" and returns the host, lower-cased,
 // without brackets.
 std::string HostOfHeader(std::string_view host_header);
+
+// True for a path on the current origin: one leading "/", not "//", no
+// backslash or control character.
+bool IsLocalPath(std::string_view path);
 
 // True for a system id: ^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$.
 bool IsSystemId(std::string_view id);

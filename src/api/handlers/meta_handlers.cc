@@ -1,9 +1,12 @@
 // Routes outside the resource API: health, metrics, the OpenAPI document and sign-in pages.
+#include <memory>
+
 #include "api/handler_support.h"
 #include "api/handlers/routes.h"
 #include "api/openapi.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "config/system_origins.h"
 
 namespace puddle::api {
 namespace {
@@ -21,15 +24,6 @@ std::string HtmlEscape(const std::string& text) {
     }
   }
   return out;
-}
-
-// Only paths on Puddle's own origin are followed after sign-in.
-std::string SafeNext(const std::optional<std::string>& next) {
-  if (!next || next->empty() || (*next)[0] != '/' || next->rfind("//", 0) == 0 ||
-      next->find('\\') != std::string::npos) {
-    return "/";
-  }
-  return *next;
 }
 
 std::string PercentDecode(const std::string& text) {
@@ -89,6 +83,7 @@ http::Response LoginPage(const std::string& next, const std::string& message, in
 }  // namespace
 
 void AddMetaRoutes(Router& router, ApiDependencies& deps) {
+  auto origins = std::make_shared<const SystemOrigins>(deps.config);
   router.Add({"GET", "/healthz", Access::kPublic,
               [&deps](RequestContext&) -> Result<http::Response> {
                 auto alive = deps.store.Read([](Tx& tx) { return tx.GetSetting("installation_id").map([](auto&&) {}); });
@@ -113,15 +108,15 @@ void AddMetaRoutes(Router& router, ApiDependencies& deps) {
               {"This document", "meta", 200}});
 
   router.Add({"GET", "/login", Access::kPublic,
-              [](RequestContext& context) -> Result<http::Response> {
-                return LoginPage(SafeNext(QueryValue(context, "next")), "", 200);
+              [origins](RequestContext& context) -> Result<http::Response> {
+                return LoginPage(origins->SignInNext(QueryValue(context, "next").value_or("")), "", 200);
               },
               {"The sign-in page", "meta", 200, "", "", {"next"}}});
 
   router.Add({"POST", "/login", Access::kPublic,
-              [&deps](RequestContext& context) -> Result<http::Response> {
+              [&deps, origins](RequestContext& context) -> Result<http::Response> {
                 auto form = ParseForm(context.request.body);
-                std::string next = SafeNext(form["next"]);
+                std::string next = origins->SignInNext(form["next"]);
                 auto grant = deps.auth.Login(form["username"], form["password"],
                                              context.request.peer_address);
                 if (!grant) {

@@ -70,5 +70,26 @@ TEST(SystemOriginsTest, SystemIdsFollowTheApiRule) {
   EXPECT_FALSE(IsSystemId(std::string(41, 'a')));
 }
 
+TEST(SystemOriginsTest, SignInGoesOnlyToPuddlePathsOrSystemOrigins) {
+  SystemOrigins origins(MakeConfig("127.0.0.1:8443", ""));
+  EXPECT_EQ(origins.SignInNext("/api/v1/systems/ab12/open"), "/api/v1/systems/ab12/open");
+  EXPECT_EQ(origins.SignInNext("https://ab12.systems.localhost:8443/systems/ab12/tree"),
+            "https://ab12.systems.localhost:8443/systems/ab12/tree");
+  EXPECT_EQ(origins.SignInNext("https://ab12.systems.localhost:8443"),
+            "https://ab12.systems.localhost:8443/");
+  // Anything else lands on Puddle's home page.
+  EXPECT_EQ(origins.SignInNext(""), "/");
+  EXPECT_EQ(origins.SignInNext("//evil.example/"), "/");
+  EXPECT_EQ(origins.SignInNext("/\\evil.example/"), "/");
+  EXPECT_EQ(origins.SignInNext("/a\nb"), "/");
+  EXPECT_EQ(origins.SignInNext("https://evil.example/"), "/");
+  EXPECT_EQ(origins.SignInNext("http://ab12.systems.localhost:8443/"), "/");
+  EXPECT_EQ(origins.SignInNext("https://ab12.systems.localhost:9999/"), "/");
+  EXPECT_EQ(origins.SignInNext("https://ab12.systems.localhost.evil.example:8443/"), "/");
+  EXPECT_EQ(origins.SignInNext("https://ab12.systems.localhost:8443@evil.example/"), "/");
+  EXPECT_EQ(origins.SignInNext("https://ab12.systems.localhost:8443//evil.example/"), "/");
+  EXPECT_EQ(origins.SignInNext("https://127.0.0.1:8443/"), "/");
+}
+
 }  // namespace
 }  // namespace puddle
