@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "api/api.h"
 #include "api/http_server.h"
@@ -141,6 +142,9 @@ int Serve(const Config& config) {
   AuthOptions auth_options;
   auth_options.token_secret = run.installation().token_secret;
   auth_options.api_keys_enabled = config.api_keys_enabled;
+  // Half the cores for argon2id at most, so sign-in floods leave the rest.
+  auth_options.concurrent_password_checks =
+      std::max(2, static_cast<int>(std::thread::hardware_concurrency() / 2));
   AuthService auth(store, auth_options);
   UserService users(store);
   CatalogService catalog(store);

@@ -1,5 +1,7 @@
 #include "auth/auth_service.h"
 
+#include <algorithm>
+
 #include "common/crypto.h"
 #include "common/log.h"
 
@@ -19,7 +21,9 @@ tl::unexpected<Error> NotSignedIn() {
 }  // namespace
 
 AuthService::AuthService(Store& store, AuthOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store),
+      options_(std::move(options)),
+      password_checks_(std::max(1, options_.concurrent_password_checks)) {}
 
 Status AuthService::ValidatePassword(const std::string& password, const std::string& field) {
   if (password.size() < 8) {
@@ -60,8 +64,16 @@ Result<User> AuthService::CheckPassword(const std::string& username, const std::
   PUDDLE_ASSIGN_OR_RETURN(auto user, store_.ReadValue<std::optional<User>>(
                                          [&](Tx& tx) { return tx.GetUserByUsername(username); }));
 
+  if (!password_checks_.try_acquire_for(options_.password_check_wait)) {
+    Error error;
+    error.code = ErrorCode::kRateLimited;
+    error.message = "too many sign-ins are being checked at once; try again in a second";
+    error.retry_after_seconds = 1;
+    return tl::unexpected(error);
+  }
   // An unknown user costs the same argon2id work as a known one.
   bool matches = VerifyPassword(password, user ? user->password_hash : std::string());
+  password_checks_.release();
   if (!matches || !user || user->disabled) {
     auto recorded = store_.Write([&](Tx& tx) -> Status {
       PUDDLE_RETURN_IF_ERROR(tx.DeleteLoginFailuresBefore(tx.Now() - options_.failure_window));

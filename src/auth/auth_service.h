@@ -8,6 +8,7 @@
 #pragma once
 
 #include <optional>
+#include <semaphore>
 #include <string>
 
 #include "common/clock.h"
@@ -38,6 +39,12 @@ struct AuthOptions {
   int failures_per_address = 10;
   int failures_per_user = 100;
   std::chrono::minutes failure_window{15};
+  // Password checks (argon2id, ~0.2 s of a core each) run at most this many
+  // at once; a check that cannot start within `password_check_wait` is
+  // refused with rate_limited, so a flood of guesses under ever new user
+  // names ties up neither every core nor every API handler thread.
+  int concurrent_password_checks = 2;
+  std::chrono::milliseconds password_check_wait{1000};
 };
 
 class AuthService {
@@ -82,6 +89,7 @@ class AuthService {
 
   Store& store_;
   AuthOptions options_;
+  std::counting_semaphore<> password_checks_;
 };
 
 }  // namespace puddle

@@ -64,13 +64,23 @@ Result<std::string> SystemAccessService::ExchangeCode(const std::string& code,
                                                       const std::string& system_id) {
   // Use the code up first, in its own transaction: a failed exchange must
   // not leave it usable, and of two concurrent exchanges only one deletes it.
-  auto used = store_.WriteValue<SystemAccessGrant>([&](Tx& tx) -> Result<SystemAccessGrant> {
-    PUDDLE_ASSIGN_OR_RETURN(auto grant, FindGrant(tx, code, SystemAccessKind::kCode, system_id));
-    PUDDLE_ASSIGN_OR_RETURN(bool deleted, tx.DeleteSystemAccess(grant.hash));
-    if (!deleted) return NotValid(SystemAccessKind::kCode);
-    return grant;
-  });
-  if (!used) return tl::unexpected(used.error());
+  // A code tried on another system's origin is used up too, so it cannot be
+  // probed there first; the checks therefore come after the commit.
+  auto taken = store_.WriteValue<std::optional<SystemAccessGrant>>(
+      [&](Tx& tx) -> Result<std::optional<SystemAccessGrant>> {
+        if (code.empty() || code.size() > 256) return std::nullopt;
+        std::string hash = Sha256Hex(code);
+        PUDDLE_ASSIGN_OR_RETURN(auto grant, tx.GetSystemAccess(hash));
+        if (!grant || grant->kind != SystemAccessKind::kCode) return std::nullopt;
+        PUDDLE_ASSIGN_OR_RETURN(bool deleted, tx.DeleteSystemAccess(grant->hash));
+        if (!deleted) return std::nullopt;
+        return grant;
+      });
+  if (!taken) return tl::unexpected(taken.error());
+  const std::optional<SystemAccessGrant>& used = *taken;
+  if (!used || used->system_id != system_id || used->expires_at <= store_.clock().Now()) {
+    return NotValid(SystemAccessKind::kCode);
+  }
 
   // The session that asked must still be valid, and its user the same.
   auto actor = auth_.AuthenticateSessionHash(used->session_hash);

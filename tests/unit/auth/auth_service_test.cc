@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <vector>
+#include <thread>
+#include <atomic>
 
 #include <gtest/gtest.h>
 
@@ -92,6 +95,44 @@ TEST_F(AuthServiceTest, HundredFailuresPerUserLimitEveryAddress) {
 
   // Other users are unaffected.
   EXPECT_TRUE(auth_->TokenForPassword("admin", "admin-password", "203.0.113.9").has_value());
+}
+
+TEST_F(AuthServiceTest, PasswordChecksBeyondTheLimitAreRefusedNotQueued) {
+  // One check at a time and no waiting: of several sign-ins started together
+  // under different user names, those that find a check under way are
+  // refused at once with a short Retry-After, and the others still work.
+  AuthOptions options{"secret-for-tests"};
+  options.concurrent_password_checks = 1;
+  options.password_check_wait = std::chrono::milliseconds(0);
+  AuthService auth(*store_, options);
+
+  constexpr int kAttempts = 6;
+  std::atomic<int> ready{0};
+  std::vector<std::optional<Error>> outcomes(kAttempts);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kAttempts; ++i) {
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kAttempts) std::this_thread::yield();
+      std::string username = i == 0 ? "alice" : "guess-" + std::to_string(i);
+      auto grant = auth.Login(username, "alice-password", "192.0.2.1");
+      if (!grant) outcomes[i] = grant.error();
+    });
+  }
+  for (auto& thread : threads) thread.join();
+
+  int refused = 0;
+  for (const auto& outcome : outcomes) {
+    if (outcome && outcome->code == ErrorCode::kRateLimited) {
+      ++refused;
+      EXPECT_EQ(outcome->retry_after_seconds, 1);
+    }
+  }
+  EXPECT_GE(refused, 1) << "six argon2id checks overlapped with a limit of one";
+  EXPECT_LT(refused, kAttempts) << "no check ran at all";
+
+  // Once the flood is over, checks run again.
+  EXPECT_TRUE(auth.Login("alice", "alice-password", "192.0.2.1").has_value());
 }
 
 TEST_F(AuthServiceTest, UnknownUserFailsLikeWrongPassword) {
