@@ -5,6 +5,7 @@
 // tests use these.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -80,6 +81,16 @@ struct ProxyTarget {
   // client sends over a proxied WebSocket (unmasked, at most the first 64 KiB
   // of it). Must be quick and must not block. May be empty.
   std::function<void(std::string_view message)> on_client_message;
+  // Re-checks that the client may still use the product, so that no
+  // exchange outlives revoked access. From the start of forwarding until the
+  // response or the relayed WebSocket ends, the server calls it every
+  // `recheck_interval` on a handler thread (it may block on the database).
+  // Once it returns false or throws, the server closes the client's
+  // connection and the product's, without a WebSocket close frame. Empty, or
+  // an interval that is not positive: never re-checked. Objects it refers to
+  // must outlive HttpServer::Stop().
+  std::function<bool()> still_allowed;
+  std::chrono::milliseconds recheck_interval = std::chrono::seconds(30);
 };
 
 // What to do with a request, decided from its head before the body is read:

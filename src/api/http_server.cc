@@ -583,7 +583,10 @@ asio::awaitable<Next> HttpServer::Impl::ServeRequestInTwoSteps(Session& session)
   }
   if (decision.proxy) {
     ProxySettings settings{options_.proxy_connect_timeout, options_.proxy_idle_timeout,
-                           options_.request_timeout, &stopping_};
+                           options_.request_timeout, &stopping_,
+                           [this](std::function<void()> work) {
+                             return RunOnHandlerThread(std::move(work));
+                           }};
     co_return co_await ForwardToProduct(session, parser, exchange, request,
                                         std::move(*decision.proxy), settings);
   }

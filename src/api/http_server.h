@@ -38,6 +38,9 @@
 // connection, leaving the body cut short. After a 101 answer to a WebSocket
 // upgrade, bytes flow unchanged both ways until either side closes,
 // half-closes or fails, and the client's messages go to on_client_message.
+// While a forwarded exchange or a relayed WebSocket lasts, the target's
+// still_allowed runs on a handler thread every recheck_interval, and both
+// connections close once it returns false.
 //
 // Limitations: Stop() cannot interrupt a handler or a stream() call; it waits
 // for them to return. There is no limit on the number of connections and no
@@ -50,7 +53,10 @@
 // proxy_idle_timeout is cut, which ends server-sent event streams whose
 // product stays silent that long. Stop() closes relayed WebSockets at once,
 // without a WebSocket close frame, and gives other proxied exchanges
-// shutdown_timeout like any request.
+// shutdown_timeout like any request. An exchange whose still_allowed returns
+// false is cut the same way, without a WebSocket close frame or a TLS
+// close_notify, and only at its next check. Checks wait for a free handler
+// thread, so busy handler threads delay the cut.
 #pragma once
 
 #include <chrono>

@@ -8,6 +8,10 @@
 // the product's response head, and each read or write of a body in either
 // direction, get idle_timeout (504 when the head is late; the connection
 // closes when a body stalls). A relayed WebSocket has none.
+//
+// Revocation: with ProxyTarget::still_allowed set, an access check watches
+// the exchange from its start to its end and closes both connections once
+// the callback says the client lost access.
 #include <chrono>
 #include <exception>
 #include <memory>
@@ -129,6 +133,51 @@ asio::awaitable<void> RelayProductToClient(Session& session, std::shared_ptr<Ups
   session.Close();  // also closes the product's side
 }
 
+// Shared by a Forwarder and its access check. Used only on the session's strand.
+struct AccessCheck {
+  explicit AccessCheck(const tcp::socket::executor_type& executor) : timer(executor) {}
+  asio::steady_timer timer;
+  // Set when the exchange ended: the check must no longer touch the session,
+  // which may be serving another request or be gone.
+  bool stopped = false;
+};
+
+// Calls `still_allowed` on a handler thread every `interval` until the
+// exchange ends, and closes the session, and with it the product's
+// connection, once the callback returns false or throws.
+asio::awaitable<void> CheckAccess(Session& session, std::shared_ptr<AccessCheck> check,
+                                  std::function<bool()> still_allowed,
+                                  std::chrono::milliseconds interval,
+                                  std::function<asio::awaitable<void>(std::function<void()>)> run,
+                                  std::string request_id) {
+  while (!check->stopped) {
+    check->timer.expires_after(interval);
+    co_await check->timer.async_wait(kNoThrow);
+    if (check->stopped) co_return;
+
+    bool allowed = false;
+    std::function<void()> call = [&allowed, &still_allowed, &request_id] {
+      try {
+        allowed = still_allowed();
+      } catch (const std::exception& e) {
+        log::Error("proxy access check threw an exception; closing the connection",
+                   {{"request_id", request_id}, {"error", e.what()}});
+      } catch (...) {
+        log::Error("proxy access check threw an exception of unknown type; closing the connection",
+                   {{"request_id", request_id}});
+      }
+    };
+    co_await run(std::move(call));
+    if (check->stopped) co_return;
+    if (!allowed) {
+      log::Info("closing a proxied connection: its client lost access to the system",
+                {{"request_id", request_id}});
+      session.Close();
+      co_return;
+    }
+  }
+}
+
 // Lets a coroutine wait for one it spawned to finish.
 struct Completion {
   explicit Completion(const tcp::socket::executor_type& executor) : wakeup(executor) {
@@ -152,6 +201,10 @@ class Forwarder {
         settings_(settings) {}
 
   ~Forwarder() {
+    if (access_check_) {
+      access_check_->stopped = true;
+      access_check_->timer.cancel();
+    }
     session_.close_upstream = nullptr;
     if (upstream_) upstream_->Close();
   }
@@ -159,6 +212,7 @@ class Forwarder {
   asio::awaitable<Next> Run();
 
  private:
+  void StartAccessCheck();
   asio::awaitable<SystemError> Connect(const tcp::endpoint& endpoint);
   asio::awaitable<SystemError> WriteUpstream(std::string_view data);
   asio::awaitable<BodyStatus> SendRequestBody(bool chunked);
@@ -178,6 +232,7 @@ class Forwarder {
   const http::ProxyTarget target_;
   const ProxySettings& settings_;
   std::shared_ptr<Upstream> upstream_;
+  std::shared_ptr<AccessCheck> access_check_;
   bool connected_ = false;
 };
 
@@ -204,6 +259,8 @@ asio::awaitable<Next> Forwarder::Run() {
     co_return co_await SendError(
         *BodyFailureResponse(BodyStatus::kTooLarge, target_.max_body_bytes, exchange_.request_id));
   }
+
+  StartAccessCheck();
 
   // Connect and send the head, with the framing the client's body has.
   if (SystemError error = co_await Connect(*endpoint)) co_return co_await FailBeforeResponse(error);
@@ -240,6 +297,22 @@ asio::awaitable<Next> Forwarder::Run() {
     co_return co_await SendError(InvalidProductResponse());
   }
   co_return co_await RelayResponse(*response);
+}
+
+// Starts re-checking the client's access, when the target asks for it. The
+// check runs until ~Forwarder() stops it.
+void Forwarder::StartAccessCheck() {
+  if (!target_.still_allowed || target_.recheck_interval.count() <= 0 ||
+      !settings_.run_on_handler_thread) {
+    return;
+  }
+  auto executor = session_.stream.get_executor();
+  access_check_ = std::make_shared<AccessCheck>(executor);
+  asio::co_spawn(executor,
+                 CheckAccess(session_, access_check_, target_.still_allowed,
+                             target_.recheck_interval, settings_.run_on_handler_thread,
+                             exchange_.request_id),
+                 [](std::exception_ptr failure) { LogFailure("proxy access check", failure); });
 }
 
 asio::awaitable<SystemError> Forwarder::Connect(const tcp::endpoint& endpoint) {

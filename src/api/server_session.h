@@ -140,6 +140,9 @@ struct ProxySettings {
   // Time allowed for writing one of the server's own error responses.
   std::chrono::milliseconds request_timeout;
   const std::atomic<bool>* stopping;
+  // Runs `work` on a handler thread and resumes the caller on its strand
+  // once it returns; used for ProxyTarget::still_allowed.
+  std::function<asio::awaitable<void>(std::function<void()> work)> run_on_handler_thread;
 };
 
 // Forwards the request whose head `parser` contains (its body not yet read)

@@ -1,7 +1,9 @@
 // Routes under /api/v1/systems.
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "api/handler_support.h"
@@ -63,40 +65,95 @@ Result<int64_t> ParseEventCursor(const std::string& text, const std::string& fie
   return std::stoll(text);
 }
 
+// Returns a function that authenticates afresh the credential `context`'s
+// request came with (its session cookie or its header token, as
+// Api::Authenticate read it), so a long-lived response sees its user's
+// current role and ends with a revoked credential or a disabled user.
+std::function<Result<Actor>()> Reauthenticator(AuthService& auth, const RequestContext& context) {
+  if (context.cookie_session) {
+    std::string session_hash = ActorOf(context).session_hash;
+    return [&auth, session_hash] { return auth.AuthenticateSessionHash(session_hash); };
+  }
+  const http::Request& request = context.request;
+  std::string token(request.Header("x-puddle-token"));
+  std::string_view authorization = request.Header("authorization");
+  if (token.empty() && authorization.size() > 7 &&
+      (authorization.substr(0, 7) == "Bearer " || authorization.substr(0, 7) == "bearer ")) {
+    token = std::string(authorization.substr(7));
+  }
+  return [&auth, token] { return auth.AuthenticateToken(token); };
+}
+
 std::string EventStreamChunk(const Event& event) {
   return "id: " + std::to_string(event.sequence) + "\nevent: event\ndata: " +
          boost::json::serialize(EventJson(event)) + "\n\n";
 }
 
-// Each open stream occupies a handler thread, so their number is capped.
+// Each open stream occupies a handler thread, so their number is capped, in
+// all and per user, so that one user cannot take every stream.
 constexpr int kMaxEventStreams = 8;
-std::atomic<int> open_event_streams{0};
+constexpr int kMaxEventStreamsPerUser = 2;
+std::mutex event_streams_mutex;
+int open_event_streams = 0;
+std::map<std::string, int> open_event_streams_by_user;
 
-// Counts one open stream for as long as the server keeps its body function.
-struct EventStreamSlot {
-  EventStreamSlot() { ++open_event_streams; }
-  ~EventStreamSlot() { --open_event_streams; }
+// One open stream, counted for as long as the server keeps its body function.
+class EventStreamSlot {
+ public:
+  // Takes a slot for `user_id`, or returns null when a cap is reached.
+  static std::shared_ptr<EventStreamSlot> Take(const std::string& user_id) {
+    std::lock_guard lock(event_streams_mutex);
+    int& mine = open_event_streams_by_user[user_id];
+    if (open_event_streams >= kMaxEventStreams || mine >= kMaxEventStreamsPerUser) {
+      if (mine == 0) open_event_streams_by_user.erase(user_id);
+      return nullptr;
+    }
+    ++open_event_streams;
+    ++mine;
+    return std::shared_ptr<EventStreamSlot>(new EventStreamSlot(user_id));
+  }
+  ~EventStreamSlot() {
+    std::lock_guard lock(event_streams_mutex);
+    --open_event_streams;
+    if (--open_event_streams_by_user[user_id_] == 0) open_event_streams_by_user.erase(user_id_);
+  }
   EventStreamSlot(const EventStreamSlot&) = delete;
   EventStreamSlot& operator=(const EventStreamSlot&) = delete;
+
+ private:
+  explicit EventStreamSlot(std::string user_id) : user_id_(std::move(user_id)) {}
+  std::string user_id_;
 };
 
+// Streams the events of system `id` after sequence `after`. Each pull calls
+// `reauthenticate` and reads the events as the actor it returns, so the
+// stream ends within about a second of its user losing access to the system.
+// That costs one credential read per pull (about two a second per idle
+// stream), and streams are few (capped).
 Result<http::Response> EventStream(SystemService& systems, const Actor& actor,
+                                   std::function<Result<Actor>()> reauthenticate,
                                    const std::string& id, int64_t after) {
-  if (open_event_streams.load() >= kMaxEventStreams) {
+  auto slot = EventStreamSlot::Take(actor.user_id);
+  if (!slot) {
     Error error;
     error.code = ErrorCode::kRateLimited;
-    error.message = "too many event streams are open; poll the events list instead, or retry";
+    error.message = "too many event streams are open (at most " +
+                    std::to_string(kMaxEventStreamsPerUser) + " per user and " +
+                    std::to_string(kMaxEventStreams) +
+                    " in all); poll the events list instead, or retry";
     error.retry_after_seconds = 5;
     return tl::unexpected(error);
   }
-  auto slot = std::make_shared<EventStreamSlot>();
   http::Response response;
   response.status = 200;
   response.SetHeader("content-type", "text/event-stream");
   response.SetHeader("cache-control", "no-store");
   auto cursor = std::make_shared<int64_t>(after);
-  response.stream = [&systems, actor, id, cursor, slot]() -> std::optional<std::string> {
-    auto events = systems.Events(actor, id, *cursor, 100);
+  response.stream = [&systems, reauthenticate = std::move(reauthenticate), id, cursor,
+                     slot]() -> std::optional<std::string> {
+    auto current = reauthenticate();
+    if (!current) return std::nullopt;  // signed out, credential revoked or user disabled
+    auto events = systems.Events(*current, id, *cursor, 100);
     if (!events) return std::nullopt;  // access lost or system gone
     if (events->empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -211,7 +268,8 @@ void AddSystemRoutes(Router& router, ApiDependencies& deps) {
                     PUDDLE_ASSIGN_OR_RETURN(after, ParseEventCursor(last, "Last-Event-ID"));
                   }
                   PUDDLE_RETURN_IF_ERROR(deps.systems.Events(actor, id, after, 1));
-                  return EventStream(deps.systems, actor, id, after);
+                  return EventStream(deps.systems, actor, Reauthenticator(deps.auth, context), id,
+                                     after);
                 }
 
                 PUDDLE_ASSIGN_OR_RETURN(auto events, deps.systems.Events(actor, id, after, page.limit));

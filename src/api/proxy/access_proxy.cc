@@ -1,5 +1,9 @@
 #include "api/proxy/access_proxy.h"
 
+#include <cctype>
+#include <string>
+#include <vector>
+
 #include "api/error_mapping.h"
 #include "common/log.h"
 
@@ -18,8 +22,14 @@ bool ContainsWord(std::string_view header, std::string_view word) {
   return lower.find(word) != std::string::npos;
 }
 
-bool IsWebSocketUpgrade(const http::Request& request) {
-  return ContainsWord(request.Header("upgrade"), "websocket");
+// Any request that asks to switch protocols, whatever it names and however
+// many Upgrade headers it splits that into: the Origin check must not depend
+// on which of them the product or the relay honours.
+bool AsksForUpgrade(const http::Request& request) {
+  for (const auto& [name, value] : request.headers) {
+    if (name == "upgrade") return true;
+  }
+  return false;
 }
 
 bool WantsHtml(const http::Request& request) {
@@ -137,7 +147,25 @@ std::string HeaderToken(const http::Request& request) {
 }
 
 bool IsPuddlePath(std::string_view path) {
-  return path == "/.puddle" || path.starts_with("/.puddle/") || path.starts_with("/.puddle?");
+  // Judged on the path as a server that ignores case, merges slashes and
+  // resolves dot segments would see it, so that no spelling of /.puddle/
+  // reaches a product that normalizes paths that way.
+  std::vector<std::string> segments;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find_first_of("/?", start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string segment(path.substr(start, end - start));
+    for (char& c : segment) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (segment == "..") {
+      if (!segments.empty()) segments.pop_back();
+    } else if (!segment.empty() && segment != ".") {
+      segments.push_back(std::move(segment));
+    }
+    if (end == path.size() || path[end] == '?') break;
+    start = end + 1;
+  }
+  return !segments.empty() && segments.front() == ".puddle";
 }
 
 bool IsSafeNext(std::string_view next) {
@@ -180,7 +208,7 @@ http::HeadDecision AccessProxy::DecideSystemOrigin(const http::Request& request,
 
   // The product credential makes products skip their own Origin and XSRF
   // checks, so Puddle makes them.
-  if (IsWebSocketUpgrade(request) || IsUnsafe(request.method)) {
+  if (AsksForUpgrade(request) || IsUnsafe(request.method)) {
     std::string_view origin = request.Header("origin");
     if (origin != origins_.OriginOf(system_id)) {
       std::string shown = origin.empty() ? "no Origin header" : "Origin " + std::string(origin);
@@ -206,6 +234,9 @@ http::HeadDecision AccessProxy::DecideSystemOrigin(const http::Request& request,
   ReportRequest(system_id, request.method, request.path);
   http::HeadDecision decision;
   decision.proxy = Target(request, *destination, request.target, true);
+  decision.proxy->still_allowed =
+      RecheckCookie(CookieValue(request, kSystemCookie), system_id, actor->user_id);
+  decision.proxy->recheck_interval = deps_.recheck_interval;
   return decision;
 }
 
@@ -245,6 +276,8 @@ http::HeadDecision AccessProxy::DecideProgramsPath(const http::Request& request)
 
   http::HeadDecision decision;
   decision.proxy = Target(request, *destination, std::move(target), false);
+  decision.proxy->still_allowed = RecheckToken(std::move(token), system_id, actor->user_id);
+  decision.proxy->recheck_interval = deps_.recheck_interval;
   // Pages served here share Puddle's origin: keep them from acting on it.
   decision.proxy->remove_response_headers = {"set-cookie", "set-cookie2"};
   decision.proxy->add_response_headers = {{"content-security-policy", "sandbox"},
@@ -354,6 +387,50 @@ http::ProxyTarget AccessProxy::Target(const http::Request& request, const Destin
 void AccessProxy::ReportRequest(const std::string& system_id, const std::string& method,
                                 const std::string& path) {
   if (deps_.activity != nullptr) deps_.activity->OnProxiedRequest(system_id, method, path);
+}
+
+std::function<bool()> AccessProxy::RecheckCookie(std::string cookie, std::string system_id,
+                                                 std::string user_id) {
+  return [this, cookie = std::move(cookie), system_id = std::move(system_id),
+          user_id = std::move(user_id)] {
+    return MayStillUse(deps_.access.AuthenticateCookie(cookie, system_id), user_id, system_id);
+  };
+}
+
+std::function<bool()> AccessProxy::RecheckToken(std::string token, std::string system_id,
+                                                std::string user_id) {
+  return [this, token = std::move(token), system_id = std::move(system_id),
+          user_id = std::move(user_id)] {
+    return MayStillUse(deps_.auth.AuthenticateToken(token), user_id, system_id);
+  };
+}
+
+// Fails closed: a store error also ends the connection, which clients such
+// as Jupyter open again with a new, fully checked request.
+bool AccessProxy::MayStillUse(const Result<Actor>& actor, const std::string& user_id,
+                              const std::string& system_id) {
+  std::string reason;
+  if (!actor) {
+    reason = actor.error().message;
+  } else if (actor->user_id != user_id) {
+    reason = "the credential now belongs to another user";
+  } else {
+    auto system = deps_.store.ReadValue<std::optional<System>>(
+        [&](Tx& tx) { return tx.GetSystem(system_id); });
+    if (!system) {
+      reason = "reading the system failed: " + system.error().message;
+    } else if (!*system || (*system)->status == SystemStatus::kDeleted ||
+               (*system)->status == SystemStatus::kDeleting) {
+      reason = "the system is deleted";
+    } else if (!actor->IsAdmin() && (*system)->owner_id != user_id) {
+      reason = "the user is neither its owner nor an admin";
+    } else {
+      return true;
+    }
+  }
+  log::Info("access to a system ended for an open proxied connection",
+            {{"system_id", system_id}, {"user_id", user_id}, {"reason", reason}});
+  return false;
 }
 
 Result<http::Response> AccessProxy::Open(const std::optional<Actor>& actor,

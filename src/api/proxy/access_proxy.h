@@ -23,17 +23,28 @@
 // own. Each forwarded request, and each WebSocket message a client sends, is
 // reported to the activity sink when there is one.
 //
+// Access is also re-checked while a forwarded exchange lasts (a WebSocket, a
+// long download): every recheck_interval its ProxyTarget::still_allowed
+// authenticates the same credential afresh (the system cookie with the
+// session it came from, or the header token) and checks again that its user
+// is the owner or an admin and that the system is not deleted; the server
+// closes the connection once that fails.
+//
 // Open() answers GET /api/v1/systems/{id}/open on Puddle's origin with a
 // redirect that carries a one-time code to the system's origin.
 //
 // Thread-safe: Decide() and Open() run on the server's handler threads.
+// The still_allowed callbacks it hands out refer to this object and its
+// dependencies, which must therefore outlive the server's Stop().
 //
 // Limitations: the product is reached by the address the store holds; a
 // system that moved (a restart on another port) answers 503 until the store
 // has the new address. Request and response bodies are not inspected.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -63,6 +74,11 @@ struct AccessProxyDependencies {
   SystemService& systems;
   // Told about forwarded requests and WebSocket messages; may be null.
   ActivitySink* activity = nullptr;
+  // How often an open forwarded exchange re-checks its access. A check costs
+  // three primary-key reads, so 100 open WebSockets cost about 60 reads a
+  // second, and a revoked user keeps a socket for about 5 s (longer while
+  // every handler thread is busy).
+  std::chrono::milliseconds recheck_interval = std::chrono::seconds(5);
 };
 
 class AccessProxy {
@@ -96,6 +112,15 @@ class AccessProxy {
                            std::string target, bool keep_product_cookies);
   void ReportRequest(const std::string& system_id, const std::string& method,
                      const std::string& path);
+  // ProxyTarget::still_allowed for a request that `user_id` sent with a
+  // system cookie or with a header token.
+  std::function<bool()> RecheckCookie(std::string cookie, std::string system_id,
+                                      std::string user_id);
+  std::function<bool()> RecheckToken(std::string token, std::string system_id,
+                                     std::string user_id);
+  // Whether `actor`, authenticated afresh, is still `user_id` and may use the system.
+  bool MayStillUse(const Result<Actor>& actor, const std::string& user_id,
+                   const std::string& system_id);
 
   AccessProxyDependencies deps_;
   SystemOrigins origins_;

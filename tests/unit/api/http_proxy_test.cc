@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -1404,6 +1405,197 @@ TEST_F(HttpProxyTest, ClientLeavingMidDownloadClosesProduct) {
   EXPECT_EQ(result.code, CURLE_WRITE_ERROR);
   EXPECT_TRUE(WaitFor([&] { return product_write_failed.load(); }, 10s))
       << "the product kept sending after the client left";
+}
+
+
+// A product that accepts a WebSocket upgrade and answers each "ping" text
+// frame from the client with a "pong" frame, until the proxy closes.
+void ServePingPong(ProductConnection& connection, std::atomic<bool>& saw_close) {
+  connection.ReadHead();
+  if (!connection.Write(kProductAccepts)) return;
+  const std::string ping = MaskedFrame(true, 0x1, "ping");
+  for (;;) {
+    std::string frame = connection.ReadExactly(ping.size());
+    if (frame != ping) break;
+    if (!connection.Write(ProductTextFrame("pong"))) break;
+  }
+  saw_close = connection.WaitForClose();
+}
+
+TEST_F(HttpProxyTest, WebSocketStaysOpenWhileAccessHolds) {
+  std::atomic<bool> product_saw_close{false};
+  FakeProduct product([&](ProductConnection& connection) {
+    ServePingPong(connection, product_saw_close);
+  });
+  std::atomic<int> checks{0};
+  decide_ = [&](const http::Request& request) {
+    http::HeadDecision decision = ForwardTo(product.address())(request);
+    decision.proxy->still_allowed = [&checks] {
+      ++checks;
+      return true;
+    };
+    decision.proxy->recheck_interval = 20ms;
+    return decision;
+  };
+  StartServer(Options());
+  TlsClient client(port_, CertFile());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write(kUpgradeRequest));
+  ASSERT_NE(client.ReadUntil("\r\n\r\n", 10s).find(" 101 "), std::string::npos);
+
+  ASSERT_TRUE(WaitFor([&] { return checks.load() >= 5; }, 10s)) << "access was never re-checked";
+  ASSERT_TRUE(client.Write(MaskedFrame(true, 0x1, "ping")));
+  std::string reply = client.ReadUntil("pong", 10s);
+
+  EXPECT_EQ(reply, ProductTextFrame("pong")) << "the WebSocket closed while access still held";
+  EXPECT_FALSE(product_saw_close.load());
+}
+
+TEST_F(HttpProxyTest, WebSocketClosesOnceAccessIsRevoked) {
+  std::atomic<bool> product_saw_close{false};
+  FakeProduct product([&](ProductConnection& connection) {
+    ServePingPong(connection, product_saw_close);
+  });
+  std::atomic<bool> allowed{true};
+  decide_ = [&](const http::Request& request) {
+    http::HeadDecision decision = ForwardTo(product.address())(request);
+    decision.proxy->still_allowed = [&allowed] { return allowed.load(); };
+    decision.proxy->recheck_interval = 50ms;
+    return decision;
+  };
+  StartServer(Options());
+  TlsClient client(port_, CertFile());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write(kUpgradeRequest));
+  ASSERT_NE(client.ReadUntil("\r\n\r\n", 10s).find(" 101 "), std::string::npos);
+  ASSERT_TRUE(client.Write(MaskedFrame(true, 0x1, "ping")));
+  ASSERT_EQ(client.ReadUntil("pong", 10s), ProductTextFrame("pong"));
+
+  allowed = false;
+  auto revoked = Clock::now();
+  testing::ReadOutcome rest = client.ReadUntilClosed(5s);
+  auto close_delay = Clock::now() - revoked;
+
+  EXPECT_TRUE(rest.closed) << "the WebSocket outlived revoked access";
+  EXPECT_EQ(rest.data, "");
+  EXPECT_LT(close_delay, 2s);
+  EXPECT_TRUE(WaitFor([&] { return product_saw_close.load(); }, 5s))
+      << "the product's connection outlived revoked access";
+}
+
+// The check may block on the database: it runs on a handler thread, and the
+// relay (on the only I/O thread here) keeps moving while it waits.
+TEST_F(HttpProxyTest, BlockingAccessCheckLeavesRelayRunning) {
+  std::atomic<bool> product_saw_close{false};
+  FakeProduct product([&](ProductConnection& connection) {
+    ServePingPong(connection, product_saw_close);
+  });
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool check_started = false;
+  std::optional<bool> verdict;
+  decide_ = [&](const http::Request& request) {
+    http::HeadDecision decision = ForwardTo(product.address())(request);
+    decision.proxy->still_allowed = [&] {
+      std::unique_lock lock(mutex);
+      check_started = true;
+      changed.notify_all();
+      changed.wait(lock, [&] { return verdict.has_value(); });
+      return *verdict;
+    };
+    decision.proxy->recheck_interval = 20ms;
+    return decision;
+  };
+  HttpServerOptions options = Options();
+  options.io_threads = 1;
+  StartServer(options);
+  TlsClient client(port_, CertFile());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write(kUpgradeRequest));
+  ASSERT_NE(client.ReadUntil("\r\n\r\n", 10s).find(" 101 "), std::string::npos);
+  {
+    std::unique_lock lock(mutex);
+    ASSERT_TRUE(changed.wait_for(lock, 10s, [&] { return check_started; }));
+  }
+
+  bool written = client.Write(MaskedFrame(true, 0x1, "ping"));
+  std::string reply = client.ReadUntil("pong", 10s);
+  {
+    std::lock_guard lock(mutex);
+    verdict = false;
+  }
+  changed.notify_all();
+
+  EXPECT_TRUE(written);
+  EXPECT_EQ(reply, ProductTextFrame("pong")) << "a blocked access check stalled the relay";
+  EXPECT_TRUE(client.ReadUntilClosed(5s).closed) << "the WebSocket outlived revoked access";
+  EXPECT_TRUE(WaitFor([&] { return product_saw_close.load(); }, 5s));
+}
+
+TEST_F(HttpProxyTest, StreamedResponseEndsOnceAccessIsRevoked) {
+  std::atomic<bool> product_saw_close{false};
+  FakeProduct product([&](ProductConnection& connection) {
+    connection.ReadHead();
+    connection.Write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n9\r\ndata: 1\n\n\r\n");
+    product_saw_close = connection.WaitForClose();
+  });
+  std::atomic<bool> allowed{true};
+  decide_ = [&](const http::Request& request) {
+    http::HeadDecision decision = ForwardTo(product.address())(request);
+    decision.proxy->still_allowed = [&allowed] { return allowed.load(); };
+    decision.proxy->recheck_interval = 50ms;
+    return decision;
+  };
+  StartServer(Options());
+  TlsClient client(port_, CertFile());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write("GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  std::string first = client.ReadUntil("data: 1\n\n", 10s);
+  ASSERT_TRUE(first.starts_with("HTTP/1.1 200 OK\r\n")) << first;
+
+  allowed = false;
+  testing::ReadOutcome rest = client.ReadUntilClosed(5s);
+
+  EXPECT_TRUE(rest.closed) << "the streamed response outlived revoked access";
+  EXPECT_EQ(rest.data.find("0\r\n\r\n"), std::string::npos)
+      << "a cut stream must not end like a complete one: " << rest.data;
+  EXPECT_TRUE(WaitFor([&] { return product_saw_close.load(); }, 5s));
+}
+
+TEST_F(HttpProxyTest, AccessCheckEndsWithItsExchange) {
+  FakeProduct product([](ProductConnection& connection) {
+    for (std::string head = connection.ReadHead(); !head.empty(); head = connection.ReadHead()) {
+      if (!connection.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")) return;
+    }
+  });
+  std::atomic<int> checks{0};
+  decide_ = [&](const http::Request& request) {
+    http::HeadDecision decision = ForwardTo(product.address())(request);
+    if (request.path == "/checked") {
+      decision.proxy->still_allowed = [&checks] {
+        ++checks;
+        return false;
+      };
+      decision.proxy->recheck_interval = 500ms;
+    }
+    return decision;
+  };
+  StartServer(Options());
+  TlsClient client(port_, CertFile());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Write("GET /checked HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  std::string first = client.ReadUntil("\r\n\r\nok", 10s);
+  ASSERT_TRUE(first.starts_with("HTTP/1.1 200 OK\r\n")) << first;
+
+  // Several intervals later, the same kept-alive connection serves another
+  // request: the finished exchange's check neither ran nor closed it.
+  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(client.Write("GET /other HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  std::string second = client.ReadUntil("\r\n\r\nok", 10s);
+
+  EXPECT_TRUE(second.starts_with("HTTP/1.1 200 OK\r\n")) << second;
+  EXPECT_EQ(checks.load(), 0);
 }
 
 }  // namespace

@@ -133,8 +133,12 @@ class AccessProxyTest : public CoreTest {
 
   http::HeadDecision OnSystem(const std::string& method, const std::string& target,
                               http::HeaderList headers) {
+    return OnSystemOf(system_.id, method, target, std::move(headers));
+  }
+  http::HeadDecision OnSystemOf(const std::string& system_id, const std::string& method,
+                                const std::string& target, http::HeaderList headers) {
     return proxy_->Decide(
-        Request(method, system_.id + ".systems.localhost:8443", target, std::move(headers)));
+        Request(method, system_id + ".systems.localhost:8443", target, std::move(headers)));
   }
 
   void SetRole(const Actor& actor, Role role) {
@@ -227,6 +231,10 @@ TEST_F(AccessProxyTest, CodeIsBoundToItsSystemAndExpiresAfterAMinute) {
   auto wrong = OnSystem("GET", "/.puddle/session?code=" + code, {});
   ASSERT_TRUE(wrong.response.has_value());
   EXPECT_EQ(wrong.response->status, 401) << "a code for another system was accepted";
+  // Tried on the wrong origin, the code is used up: it cannot be probed first.
+  auto right = OnSystemOf(other.id, "GET", "/.puddle/session?code=" + code, {});
+  ASSERT_TRUE(right.response.has_value());
+  EXPECT_EQ(right.response->status, 401) << "a code tried on another system stayed usable";
 
   opened = proxy_->Open(actor, Request("GET", kPuddleHost, "/x"), system_.id, std::nullopt);
   ASSERT_TRUE(opened);
@@ -365,6 +373,9 @@ TEST_F(AccessProxyTest, UnsafeMethodsAndWebSocketsNeedThisSystemsOrigin) {
       {"GET", {{"cookie", with_cookie}, {"upgrade", "websocket"}}, false},
       {"GET", {{"cookie", with_cookie}, {"upgrade", "websocket"}, {"origin", other_origin}}, false},
       {"GET", {{"cookie", with_cookie}, {"upgrade", "websocket"}, {"origin", origin_}}, true},
+      // Split or other Upgrade headers are judged like a WebSocket upgrade.
+      {"GET", {{"cookie", with_cookie}, {"upgrade", "h2c"}, {"upgrade", "websocket"}}, false},
+      {"GET", {{"cookie", with_cookie}, {"upgrade", "h2c"}}, false},
       {"GET", {{"cookie", with_cookie}}, true},
   };
   for (const Case& test : cases) {
@@ -383,7 +394,8 @@ TEST_F(AccessProxyTest, UnsafeMethodsAndWebSocketsNeedThisSystemsOrigin) {
 TEST_F(AccessProxyTest, PuddlePathsOnASystemOriginAreNeverForwarded) {
   std::string cookie = OpenAs(alice_, system_.id);
   std::string with_cookie = std::string(kSystemCookie) + "=" + cookie;
-  for (const char* path : {"/.puddle/other", "/%2epuddle/anything", "/.puddle"}) {
+  for (const char* path : {"/.puddle/other", "/%2epuddle/anything", "/.puddle", "//.puddle/session",
+                           "/.PUDDLE/session", "/x/../.puddle/session", "/./.puddle"}) {
     auto decision = OnSystem("GET", path, {{"cookie", with_cookie}});
     EXPECT_FALSE(decision.proxy.has_value()) << path;
     ASSERT_TRUE(decision.response.has_value()) << path;
@@ -525,6 +537,115 @@ TEST(NextPathTest, OnlyPathsOnTheSameOriginOutsidePuddlesOwn) {
   EXPECT_FALSE(IsSafeNext("https://evil.example/"));
   EXPECT_FALSE(IsSafeNext("/.puddle/session?code=x"));
   EXPECT_FALSE(IsSafeNext("/a\nb"));
+}
+
+
+// --- re-checks of open connections (ProxyTarget::still_allowed) ---
+
+TEST_F(AccessProxyTest, RecheckOfCookieEndsWhenTheUserIsDisabled) {
+  std::string header = std::string(kSystemCookie) + "=" + OpenAs(alice_, system_.id);
+  auto decision = OnSystem("GET", "/api/kernels/k1/channels", {{"cookie", header}});
+  ASSERT_TRUE(decision.proxy.has_value());
+  ASSERT_TRUE(decision.proxy->still_allowed) << "a forwarded request must be re-checkable";
+  EXPECT_EQ(decision.proxy->recheck_interval, std::chrono::seconds(5));
+  EXPECT_TRUE(decision.proxy->still_allowed());
+
+  ASSERT_TRUE(store_->Write([&](Tx& tx) -> Status {
+    PUDDLE_ASSIGN_OR_RETURN(auto user, tx.GetUser(alice_.user_id));
+    user->disabled = true;
+    user->credential_generation += 1;
+    return tx.UpdateUser(*user);
+  }));
+
+  EXPECT_FALSE(decision.proxy->still_allowed()) << "a disabled user's connection stays open";
+}
+
+TEST_F(AccessProxyTest, RecheckOfCookieEndsWithSignOut) {
+  std::string session = NewCredential(alice_, CredentialKind::kSession);
+  Actor actor = alice_;
+  actor.session_hash = Sha256Hex(session);
+  auto opened = proxy_->Open(actor, Request("GET", kPuddleHost, "/x"), system_.id, std::nullopt);
+  ASSERT_TRUE(opened);
+  std::string code = QueryOf(std::string(opened->Header("location")))["code"];
+  auto exchanged = OnSystem("GET", "/.puddle/session?code=" + code, {});
+  ASSERT_TRUE(exchanged.response.has_value());
+  std::string set_cookie(exchanged.response->Header("set-cookie"));
+  std::string cookie =
+      set_cookie.substr(set_cookie.find('=') + 1, set_cookie.find(';') - set_cookie.find('=') - 1);
+  auto decision = OnSystem("GET", "/", {{"cookie", std::string(kSystemCookie) + "=" + cookie}});
+  ASSERT_TRUE(decision.proxy.has_value());
+  ASSERT_TRUE(decision.proxy->still_allowed);
+  EXPECT_TRUE(decision.proxy->still_allowed());
+
+  ASSERT_TRUE(auth_->Logout(actor.session_hash));
+
+  EXPECT_FALSE(decision.proxy->still_allowed()) << "a connection outlived its sign-out";
+}
+
+TEST_F(AccessProxyTest, RecheckOfCookieEndsOnDemotionAndDeletion) {
+  auto admin_decision = OnSystem(
+      "GET", "/", {{"cookie", std::string(kSystemCookie) + "=" + OpenAs(admin_, system_.id)}});
+  auto owner_decision = OnSystem(
+      "GET", "/", {{"cookie", std::string(kSystemCookie) + "=" + OpenAs(alice_, system_.id)}});
+  ASSERT_TRUE(admin_decision.proxy.has_value());
+  ASSERT_TRUE(owner_decision.proxy.has_value());
+  ASSERT_TRUE(admin_decision.proxy->still_allowed);
+  ASSERT_TRUE(owner_decision.proxy->still_allowed);
+  EXPECT_TRUE(admin_decision.proxy->still_allowed());
+
+  SetRole(admin_, Role::kUser);
+
+  EXPECT_FALSE(admin_decision.proxy->still_allowed())
+      << "a demoted admin keeps a connection to another user's system";
+  EXPECT_TRUE(owner_decision.proxy->still_allowed()) << "the owner lost access by the demotion";
+
+  MustRequest(alice_, system_.id, OperationAction::kDelete);
+
+  EXPECT_FALSE(owner_decision.proxy->still_allowed()) << "a connection outlived its system";
+}
+
+TEST_F(AccessProxyTest, RecheckOfHeaderTokenFollowsRoleTokenAndSystem) {
+  std::string base = "/systems/" + system_.id + "/";
+  std::string admin_token = NewCredential(admin_, CredentialKind::kToken);
+  std::string owner_token = NewCredential(alice_, CredentialKind::kToken);
+  auto admin = proxy_->Decide(Request("GET", kPuddleHost, base, {{"x-puddle-token", admin_token}}));
+  auto owner = proxy_->Decide(
+      Request("GET", kPuddleHost, base, {{"authorization", "Bearer " + owner_token}}));
+  ASSERT_TRUE(admin.proxy.has_value());
+  ASSERT_TRUE(owner.proxy.has_value());
+  ASSERT_TRUE(admin.proxy->still_allowed);
+  ASSERT_TRUE(owner.proxy->still_allowed);
+  EXPECT_EQ(admin.proxy->recheck_interval, std::chrono::seconds(5));
+  EXPECT_TRUE(admin.proxy->still_allowed());
+  EXPECT_TRUE(owner.proxy->still_allowed());
+
+  SetRole(admin_, Role::kUser);
+  EXPECT_FALSE(admin.proxy->still_allowed()) << "a demoted admin's token keeps its connection";
+  SetRole(admin_, Role::kAdmin);
+  EXPECT_TRUE(admin.proxy->still_allowed());
+  ASSERT_TRUE(store_->Write([&](Tx& tx) -> Status {
+    PUDDLE_ASSIGN_OR_RETURN(auto user, tx.GetUser(admin_.user_id));
+    user->disabled = true;
+    user->credential_generation += 1;
+    return tx.UpdateUser(*user);
+  }));
+  EXPECT_FALSE(admin.proxy->still_allowed()) << "a disabled user's token keeps its connection";
+
+  MustRequest(alice_, system_.id, OperationAction::kDelete);
+  EXPECT_FALSE(owner.proxy->still_allowed()) << "a connection outlived its system";
+}
+
+TEST_F(AccessProxyTest, RecheckIntervalComesFromTheDependencies) {
+  AccessProxyDependencies dependencies{config_, *store_, *auth_, *access_, *systems_, &sink_};
+  dependencies.recheck_interval = std::chrono::milliseconds(250);
+  AccessProxy proxy(dependencies);
+  std::string header = std::string(kSystemCookie) + "=" + OpenAs(alice_, system_.id);
+
+  auto decision =
+      proxy.Decide(Request("GET", system_.id + ".systems.localhost:8443", "/", {{"cookie", header}}));
+
+  ASSERT_TRUE(decision.proxy.has_value());
+  EXPECT_EQ(decision.proxy->recheck_interval, std::chrono::milliseconds(250));
 }
 
 }  // namespace
