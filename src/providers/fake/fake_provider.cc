@@ -280,6 +280,11 @@ void FakeProvider::SetProductAnswer(std::string_view system_id, std::string_view
   product_answers_[std::string(system_id) + " " + std::string(path)] = std::move(body);
 }
 
+void FakeProvider::ForgetProductAnswer(std::string_view system_id, std::string_view path) {
+  std::lock_guard lock(mutex_);
+  product_answers_.erase(std::string(system_id) + " " + std::string(path));
+}
+
 void FakeProvider::SetCpuSeconds(std::string_view system_id, double seconds) {
   std::lock_guard lock(mutex_);
   cpu_seconds_[std::string(system_id)] = seconds;

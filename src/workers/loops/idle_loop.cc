@@ -60,6 +60,8 @@ Result<int> IdleLoop::RunOnce() {
   std::set<std::string> running_ids;
   for (const auto& system : running) running_ids.insert(system.id);
   std::erase_if(cpu_samples_, [&](const auto& entry) { return !running_ids.contains(entry.first); });
+  std::erase_if(product_silent_since_,
+                [&](const auto& entry) { return !running_ids.contains(entry.first); });
 
   int stops = 0;
   for (const auto& system : running) {
@@ -74,7 +76,12 @@ Result<int> IdleLoop::RunOnce() {
       continue;
     }
     TimePoint now = store_.clock().Now();
-    MeasureProduct(system, *provider->second, now, inputs->record);
+    if (MeasureProduct(system, *provider->second, now, inputs->record)) {
+      product_silent_since_.erase(system.id);
+    } else if (product_silent_since_.emplace(system.id, now).second) {
+      log::Warning("the product does not answer its kernels API; idle stops wait for it",
+                   {{"system_id", system.id}});
+    }
     MeasureCpu(system, *provider->second, now, inputs->record);
     // Every reading sets its checked_at to now, so a system with no reading
     // this run needs no write.
@@ -98,6 +105,11 @@ Result<int> IdleLoop::RunOnce() {
                      {{"system_id", system.id}, {"error", warned.error().message}});
       }
     } else if (now >= *activity.idle_stop_at && activity.warned) {
+      auto silent = product_silent_since_.find(system.id);
+      if (activity.stop_reason == OperationReason::kIdle && silent != product_silent_since_.end() &&
+          now - silent->second < kProductSilenceGrace) {
+        continue;  // its kernels may be busy; ask again at the next run
+      }
       auto requested = RequestStop(system);
       if (!requested) {
         log::Error("requesting an automatic stop failed",
@@ -110,14 +122,14 @@ Result<int> IdleLoop::RunOnce() {
   return stops;
 }
 
-void IdleLoop::MeasureProduct(const System& system, Provider& provider, TimePoint now,
+bool IdleLoop::MeasureProduct(const System& system, Provider& provider, TimePoint now,
                               ActivityRecord& record) {
-  if (!HasKernelsApi(system) || system.product_status != ProductStatus::kReady) return;
+  if (!HasKernelsApi(system) || system.product_status != ProductStatus::kReady) return true;
   auto token = systems_.ProductToken(system);
-  if (!token) return;
+  if (!token) return true;
   auto image = store_.ReadValue<std::optional<Image>>(
       [&](Tx& tx) { return tx.GetImage(system.image_id); });
-  if (!image || !*image) return;
+  if (!image || !*image) return true;
 
   LaunchRequest request;
   request.system_id = system.id;
@@ -127,13 +139,13 @@ void IdleLoop::MeasureProduct(const System& system, Provider& provider, TimePoin
   if (!body) {
     log::Debug("reading the product's kernels failed",
                {{"system_id", system.id}, {"error", body.error().message}});
-    return;
+    return false;
   }
   auto report = jupyter::ParseKernels(*body);
   if (!report) {
     log::Warning("the product's kernels are unreadable",
                  {{"system_id", system.id}, {"error", report.error().message}});
-    return;
+    return false;
   }
 
   bool was_busy = record.product_busy.value_or(false) && record.product_busy_since;
@@ -147,6 +159,7 @@ void IdleLoop::MeasureProduct(const System& system, Provider& provider, TimePoin
   if (report->last_activity) active = Later(active, std::min(*report->last_activity, now));
   record.product_active_at = active;
   record.product_checked_at = now;
+  return true;
 }
 
 void IdleLoop::MeasureCpu(const System& system, Provider& provider, TimePoint now,

@@ -15,11 +15,17 @@
 // Runs in one process at a time (a leased PeriodicLoop). Thread-compatible:
 // RunOnce is called from one thread.
 //
+// An idle stop waits while a Jupyter product does not answer its kernels
+// API (a product too loaded to answer may be busy), for at most
+// kProductSilenceGrace from the first unanswered check; max-uptime stops
+// never wait.
+//
 // Limitations: CPU samples live in the memory of the process holding the
 // lease, so after the lease moves the CPU signal is missing until a window's
 // worth of samples (at least a minute) has been taken.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <map>
 #include <string>
@@ -45,8 +51,9 @@ class IdleLoop {
     double seconds = 0;
   };
 
-  // Reads the product and CPU signals into `record`.
-  void MeasureProduct(const System& system, Provider& provider, TimePoint now,
+  // Reads the product and CPU signals into `record`. MeasureProduct returns
+  // false when the product should have answered and did not.
+  bool MeasureProduct(const System& system, Provider& provider, TimePoint now,
                       ActivityRecord& record);
   void MeasureCpu(const System& system, Provider& provider, TimePoint now,
                   ActivityRecord& record);
@@ -60,7 +67,12 @@ class IdleLoop {
   // Per running system, oldest first: the newest sample at or before the
   // window's start, then every later one.
   std::map<std::string, std::deque<CpuSample>> cpu_samples_;
+  // Per running system whose product stopped answering: since when.
+  std::map<std::string, TimePoint> product_silent_since_;
 };
+
+// How long an idle stop waits for a product that does not answer.
+inline constexpr std::chrono::minutes kProductSilenceGrace{10};
 
 // The words of an automatic stop's event, from the activity that caused it.
 std::string StopMessage(const SystemActivity& activity, const System& system,

@@ -193,6 +193,36 @@ TEST_F(IdleLoopTest, BusyKernelKeepsItRunning) {
   EXPECT_EQ(Warnings(system.id).size(), 1u);
 }
 
+TEST_F(IdleLoopTest, ProductThatStopsAnsweringHoldsTheIdleStop) {
+  System system = CreateRunning("loaded", 30);
+  fake_->SetProductAnswer(system.id, "api/kernels", kIdleKernels);
+  RunUntil(system.id, minutes(25));
+  ASSERT_EQ(Warnings(system.id).size(), 1u);
+
+  // Too loaded to answer when the stop falls due: the stop waits.
+  fake_->ForgetProductAnswer(system.id, "api/kernels");
+  RunUntil(system.id, minutes(34));
+  EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kRunning);
+
+  // It answers again with a busy kernel: the system stays up.
+  fake_->SetProductAnswer(system.id, "api/kernels", kBusyKernels);
+  RunUntil(system.id, minutes(60));
+  EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kRunning);
+  EXPECT_EQ(ActivityOf(system.id).state, ActivityState::kBusy);
+}
+
+TEST_F(IdleLoopTest, ProductSilentForLongStopsAfterTheGrace) {
+  System system = CreateRunning("hung", 30);
+  fake_->SetProductAnswer(system.id, "api/kernels", kIdleKernels);
+  RunUntil(system.id, minutes(25));
+  fake_->ForgetProductAnswer(system.id, "api/kernels");
+  RunUntil(system.id, minutes(60));
+  EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kStopping);
+  // First unanswered check at 25.5 min: the stop due at 30 min waited the
+  // 10 min grace from there.
+  EXPECT_DOUBLE_EQ(Elapsed(), 35.5);
+}
+
 TEST_F(IdleLoopTest, PollsAndHeartbeatsDoNotCount) {
   System system = CreateRunning("open-tab", 30);
   std::string base = "/systems/" + system.id + "/";
