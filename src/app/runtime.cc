@@ -298,7 +298,9 @@ void Runtime::Start() {
       });
   PeriodicLoopOptions flush_options;
   flush_options.name = "activity-flush";
-  flush_options.interval = kActivityFlushInterval;
+  // As often as the idle loop looks, so that the process holding its lease
+  // sees other processes' proxy activity at most one check late.
+  flush_options.interval = std::min<std::chrono::milliseconds>(kActivityFlushInterval, idle_interval);
   activity_flusher_ = std::make_unique<PeriodicLoop>(flush_options, [this] {
     auto flushed = activity_->Flush(*store_);
     if (!flushed) log::Warning("writing proxy activity failed", {{"error", flushed.error().message}});
