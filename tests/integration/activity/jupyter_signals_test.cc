@@ -150,14 +150,14 @@ TEST_F(JupyterSignalsTest, BusyKernelAndCpuTime) {
   wrong.product_token = "wrong";
   EXPECT_FALSE(provider_->GetFromProduct(wrong, state_, "api/kernels"));
 
-  // A kernel that burns CPU for 8 s, then sleeps.
+  // A kernel that burns CPU for 15 s, then sleeps.
   auto observed = provider_->Poll(request_.system_id, state_);
   ASSERT_TRUE(observed) << observed.error().message;
   std::string output;
   std::string command = "JUPYTER_TOKEN=" + request_.product_token + " /usr/bin/python3 " +
                         PUDDLE_BUSY_KERNEL + " " + observed->address + " /systems/" +
                         request_.system_id + "/ " +
-                        "'import time\nt = time.time()\nwhile time.time() - t < 8: pass\n"
+                        "'import time\nt = time.time()\nwhile time.time() - t < 15: pass\n"
                         "time.sleep(30)' 2>&1";
   ASSERT_EQ(RunShell(command, output), 0) << output;
 
