@@ -22,9 +22,9 @@ bool ContainsWord(std::string_view header, std::string_view word) {
   return lower.find(word) != std::string::npos;
 }
 
-// Any request that asks to switch protocols, whatever it names and however
-// many Upgrade headers it splits that into: the Origin check must not depend
-// on which of them the product or the relay honours.
+// True for any request for a protocol switch, whatever protocols it names and
+// however many Upgrade headers carry them. The Origin check must not depend on
+// which of them the product or the relay accepts.
 bool AsksForUpgrade(const http::Request& request) {
   for (const auto& [name, value] : request.headers) {
     if (name == "upgrade") return true;

@@ -96,7 +96,7 @@ class AccessProxy {
   const SystemOrigins& origins() const { return origins_; }
 
  private:
-  // What a forwarded request needs to know about its system.
+  // The system, its base-path mode and its product token, for forwarding.
   struct Destination {
     System system;
     std::string base_path_mode;

@@ -142,7 +142,7 @@ class FakeProvider final : public Provider {
 
   // What the product of `system_id` answers to GET <basePath><path>.
   void SetProductAnswer(std::string_view system_id, std::string_view path, std::string body);
-  // Makes GET `path` of the system's product fail again, as if it did not answer.
+  // Makes GET `path` of the system's product fail again, as if the product did not respond.
   void ForgetProductAnswer(std::string_view system_id, std::string_view path);
   // The CPU time the system's processes have used, in seconds.
   void SetCpuSeconds(std::string_view system_id, double seconds);

@@ -39,7 +39,7 @@ struct ProductAnswer {
 };
 
 // GET `url` with the product's token, keeping at most body->max_bytes of the
-// answer. The product listens on an address only Puddle should reach; a proxy
+// response. The product listens on an address only Puddle should reach; a proxy
 // from the environment (http_proxy) must never see the request or the token,
 // and a redirect must not carry the token elsewhere.
 ProductAnswer GetProduct(const std::string& url, const std::string& token,
@@ -76,7 +76,7 @@ ProductAnswer GetProduct(const std::string& url, const std::string& token,
 ProductStatus CheckHttpHealth(const std::string& url, const std::string& token,
                               std::chrono::milliseconds timeout) {
   BodyBuffer body;
-  body.max_bytes = 64 << 10;  // a health answer is small; a larger one is kept short
+  body.max_bytes = 64 << 10;  // Health responses are small, so a larger one is cut short.
   ProductAnswer answer = GetProduct(url, token, timeout, &body);
   if (answer.result == CURLE_COULDNT_CONNECT) return ProductStatus::kStarting;
   if (answer.result != CURLE_OK && !body.too_large) return ProductStatus::kUnhealthy;
@@ -89,7 +89,7 @@ Result<std::string> GetWithToken(const std::string& url, const std::string& toke
   body.max_bytes = max_bytes;
   ProductAnswer answer = GetProduct(url, token, timeout, &body);
   if (body.too_large) {
-    return MakeError(ErrorCode::kUnavailable, "GET " + url + " failed: the answer exceeds " +
+    return MakeError(ErrorCode::kUnavailable, "GET " + url + " failed: the response exceeds " +
                                                   std::to_string(max_bytes) + " bytes");
   }
   if (answer.result != CURLE_OK) {

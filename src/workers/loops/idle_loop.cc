@@ -79,8 +79,9 @@ Result<int> IdleLoop::RunOnce() {
     if (MeasureProduct(system, *provider->second, now, inputs->record)) {
       product_silent_since_.erase(system.id);
     } else if (product_silent_since_.emplace(system.id, now).second) {
-      log::Warning("the product does not answer its kernels API; idle stops wait for it",
-                   {{"system_id", system.id}});
+      log::Warning("reading the product's kernels failed; its idle stop waits for them",
+                   {{"system_id", system.id},
+                    {"max_wait_minutes", std::to_string(kProductSilenceGrace.count())}});
     }
     MeasureCpu(system, *provider->second, now, inputs->record);
     // Every reading sets its checked_at to now, so a system with no reading
@@ -108,7 +109,7 @@ Result<int> IdleLoop::RunOnce() {
       auto silent = product_silent_since_.find(system.id);
       if (activity.stop_reason == OperationReason::kIdle && silent != product_silent_since_.end() &&
           now - silent->second < kProductSilenceGrace) {
-        continue;  // its kernels may be busy; ask again at the next run
+        continue;  // Its kernels may be busy, so the next run checks again.
       }
       auto requested = RequestStop(system);
       if (!requested) {

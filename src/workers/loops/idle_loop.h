@@ -15,10 +15,9 @@
 // Runs in one process at a time (a leased PeriodicLoop). Thread-compatible:
 // RunOnce is called from one thread.
 //
-// An idle stop waits while a Jupyter product does not answer its kernels
-// API (a product too loaded to answer may be busy), for at most
-// kProductSilenceGrace from the first unanswered check; max-uptime stops
-// never wait.
+// An idle stop waits while reads of a Jupyter product's kernels API fail,
+// because a product too loaded to respond may be busy. It waits at most
+// kProductSilenceGrace from the first failed read. Max-uptime stops never wait.
 //
 // Limitations: CPU samples live in the memory of the process holding the
 // lease, so after the lease moves the CPU signal is missing until a window's
@@ -52,7 +51,7 @@ class IdleLoop {
   };
 
   // Reads the product and CPU signals into `record`. MeasureProduct returns
-  // false when the product should have answered and did not.
+  // false when the read of a Jupyter product's kernels failed.
   bool MeasureProduct(const System& system, Provider& provider, TimePoint now,
                       ActivityRecord& record);
   void MeasureCpu(const System& system, Provider& provider, TimePoint now,
@@ -67,11 +66,11 @@ class IdleLoop {
   // Per running system, oldest first: the newest sample at or before the
   // window's start, then every later one.
   std::map<std::string, std::deque<CpuSample>> cpu_samples_;
-  // Per running system whose product stopped answering: since when.
+  // Time of the first failed kernels read, per running system whose reads still fail.
   std::map<std::string, TimePoint> product_silent_since_;
 };
 
-// How long an idle stop waits for a product that does not answer.
+// Longest wait of an idle stop for a product whose kernels reads fail.
 inline constexpr std::chrono::minutes kProductSilenceGrace{10};
 
 // The words of an automatic stop's event, from the activity that caused it.

@@ -199,12 +199,12 @@ TEST_F(IdleLoopTest, ProductThatStopsAnsweringHoldsTheIdleStop) {
   RunUntil(system.id, minutes(25));
   ASSERT_EQ(Warnings(system.id).size(), 1u);
 
-  // Too loaded to answer when the stop falls due: the stop waits.
+  // The kernels read fails when the stop falls due, so the stop waits.
   fake_->ForgetProductAnswer(system.id, "api/kernels");
   RunUntil(system.id, minutes(34));
   EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kRunning);
 
-  // It answers again with a busy kernel: the system stays up.
+  // The read works again and reports a busy kernel, so the system stays up.
   fake_->SetProductAnswer(system.id, "api/kernels", kBusyKernels);
   RunUntil(system.id, minutes(60));
   EXPECT_EQ(GetSystem(system.id).status, SystemStatus::kRunning);
